@@ -1,0 +1,214 @@
+"""The one result type of claim, release, status and doctor, and its renderings (JSON, text)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+from .errors import EXIT_INCOMPLETE, EXIT_INVALID, EXIT_OK
+
+# actions a table can take part in
+REPLACED, CREATED, UNCHANGED, DELETED, SKIPPED, ERROR = (
+    "replaced",
+    "created",
+    "unchanged",
+    "deleted",
+    "skipped",
+    "error",
+)
+WOULD = {"replaced": "would-replace", "created": "would-create", "deleted": "would-delete"}
+CHANGES = {REPLACED, CREATED, DELETED}
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+
+
+@dataclass
+class TableResult:
+    """One route table: where the VIP route pointed before and after, and what we did."""
+
+    id: str
+    before: Optional[str] = None  # target id (eni-/i-/...) or None when there is no VIP route
+    after: Optional[str] = None
+    action: str = UNCHANGED
+    error: Optional[str] = None
+    state: Optional[str] = None  # AWS's route state: active | blackhole
+    main: bool = False
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # pass | warn | fail
+    detail: str
+
+
+@dataclass
+class Report:
+    command: str
+    ok: bool = True
+    vip: Optional[str] = None
+    interface: Optional[str] = None
+    label: Optional[str] = None
+    vip_on_interface: Optional[bool] = None
+    instance_id: Optional[str] = None
+    eni: Optional[str] = None
+    vpc_id: Optional[str] = None
+    region: Optional[str] = None
+    source_dest_check: Optional[bool] = None
+    dry_run: bool = False
+    route_tables: List[TableResult] = field(default_factory=list)
+    checks: List[Check] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+    errors: List[str] = field(default_factory=list)
+    exit_code: int = EXIT_OK
+    elapsed_s: float = 0.0
+    iris: Dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, message: str, exit_code: int = EXIT_INCOMPLETE) -> None:
+        self.errors.append(message)
+        self.ok = False
+        self.exit_code = max(self.exit_code, exit_code)
+
+    def settle(self) -> Report:
+        """Derive ok and exit_code from the tables and checks."""
+        table_errors = [t for t in self.route_tables if t.action == ERROR]
+        failed_checks = [c for c in self.checks if c.status == FAIL]
+        if table_errors or failed_checks or self.errors:
+            self.ok = False
+            self.exit_code = max(self.exit_code, EXIT_INCOMPLETE)
+        return self
+
+    @property
+    def outcome(self) -> str:
+        """success | partial | failure: what IRIS maps to console-log severity 0, 1, 2."""
+        if self.ok:
+            return "success"
+        if self.exit_code == EXIT_INVALID:
+            return "failure"
+        switched = [t for t in self.route_tables if t.action != ERROR]
+        return "partial" if switched else "failure"
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome
+        return data
+
+    def to_json(self, indent: Optional[int] = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> Report:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        values["route_tables"] = [TableResult(**t) for t in data.get("route_tables", [])]
+        values["checks"] = [Check(**c) for c in data.get("checks", [])]
+        return cls(**values)
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+
+def _target(report: Report, target: Optional[str], state: Optional[str] = None) -> str:
+    if target is None:
+        return "none"
+    if state == "blackhole":
+        return f"{target} (blackhole)"
+    if report.eni and target == report.eni:
+        return f"{target} (this ENI)"
+    return target
+
+
+def render_text(report: Report) -> str:
+    """Short, aligned, human text: what is, what changed, what to do next."""
+    lines: List[str] = []
+    head = {
+        "claim": "claim",
+        "release": "release",
+        "status": "status",
+        "doctor": "doctor",
+    }.get(report.command, report.command)
+    if report.dry_run:
+        head += " (dry run: nothing changed)"
+    lines.append(f"mirror-vip {head}")
+    facts = [
+        ("VIP", _vip_fact(report)),
+        ("instance", report.instance_id),
+        ("ENI", _eni_fact(report)),
+        ("VPC", report.vpc_id),
+        ("region", report.region),
+    ]
+    for name, value in facts:
+        if value:
+            lines.append(f"  {name:<10}{value}")
+    if report.route_tables:
+        width = max(len(t.id) for t in report.route_tables)
+        lines.append("  route tables")
+        for t in report.route_tables:
+            lines.append("    " + _table_line(report, t, width))
+    for check in report.checks:
+        mark = {PASS: "ok  ", WARN: "warn", FAIL: "FAIL"}.get(check.status, check.status)
+        lines.append(f"  [{mark}] {check.name:<22} {check.detail}")
+    for warning in report.warnings:
+        lines.append(f"  warning: {warning}")
+    for error in report.errors:
+        lines.append(f"  error: {error}")
+    lines.append(f"  {summary(report)}")
+    return "\n".join(lines)
+
+
+def _vip_fact(report: Report) -> Optional[str]:
+    if not report.vip:
+        return None
+    where = ""
+    if report.vip_on_interface is True:
+        where = f" on {report.label or report.interface}"
+    elif report.vip_on_interface is False:
+        where = f" (not on {report.label or report.interface})"
+    return f"{report.vip}{where}"
+
+
+def _eni_fact(report: Report) -> Optional[str]:
+    if not report.eni:
+        return None
+    if report.source_dest_check is None:
+        return report.eni
+    state = "enabled: must be disabled" if report.source_dest_check else "disabled"
+    return f"{report.eni}  (source/dest check {state})"
+
+
+def _table_line(report: Report, t: TableResult, width: int) -> str:
+    label = t.id.ljust(width) + (" main" if t.main else "     ")
+    if t.action == ERROR:
+        return f"{label}  error      {t.error}"
+    if report.command == "status" or t.action == UNCHANGED:
+        note = t.action if report.command != "status" else ""
+        return f"{label}  {_target(report, t.after, t.state)}  {note}".rstrip()
+    before = _target(report, t.before, None)
+    after = _target(report, t.after, None)
+    return f"{label}  {t.action:<13}{before} -> {after}"
+
+
+def summary(report: Report) -> str:
+    """One line, for messages.log and the last line of the text."""
+    n = len(report.route_tables)
+    changed = sum(1 for t in report.route_tables if t.action in CHANGES or t.action in WOULD.values())
+    failed = [t.id for t in report.route_tables if t.action == ERROR]
+    took = f"in {report.elapsed_s:.2f}s"
+    vip = report.vip or "?"
+    if report.command == "doctor":
+        fails = sum(1 for c in report.checks if c.status == FAIL)
+        warns = sum(1 for c in report.checks if c.status == WARN)
+        if fails:
+            return f"doctor: {fails} check(s) failed, {warns} warning(s): fix the FAIL lines above"
+        return f"doctor: all checks passed ({warns} warning(s))"
+    if report.command == "status":
+        here = sum(1 for t in report.route_tables if report.eni and t.after == report.eni)
+        return f"VIP {vip} routed to this ENI in {here} of {n} route table(s)"
+    if report.exit_code == EXIT_INVALID or (not report.route_tables and report.errors):
+        return f"{report.command} of VIP {vip} refused: {report.errors[0] if report.errors else ''}"
+    verb = "would change" if report.dry_run else "changed"
+    line = f"{report.command} of VIP {vip}: {verb} {changed} of {n} route table(s) {took}"
+    if failed:
+        line += f"; FAILED on {', '.join(failed)}"
+    return line

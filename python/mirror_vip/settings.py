@@ -1,0 +1,324 @@
+"""The settings, validated in one place.
+
+The CLI, a JSON file and IRIS (through the bridge) all build a `Settings` here, with the same key
+names, so IRIS's MirrorVip.Config refuses exactly what the command line refuses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+from .errors import ConfigError
+
+ALL_TABLES = "all"
+DEFAULT_INTERFACE = "eth0"
+DEFAULT_DEADLINE = 30.0
+MAX_DEADLINE = 3600.0
+IFNAMSIZ = 16  # the kernel's limit, including the trailing NUL
+
+_RTB_ID = re.compile(r"^rtb-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_ENI_ID = re.compile(r"^eni-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+
+KEYS = (
+    "vip",
+    "interface",
+    "label",
+    "route_tables",
+    "route_table_tag",
+    "region",
+    "eni",
+    "deadline",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to move and where. `vip`, `region` and `eni` left as None are discovered on the host."""
+
+    vip: Optional[str] = None
+    interface: str = DEFAULT_INTERFACE
+    label: str = ""  # "" means "<interface>:1"
+    route_tables: Union[str, Tuple[str, ...]] = ALL_TABLES
+    route_table_tag: Optional[Tuple[str, str]] = None
+    region: Optional[str] = None
+    eni: Optional[str] = None
+    deadline: float = DEFAULT_DEADLINE
+
+    @property
+    def vip_label(self) -> str:
+        return self.label or f"{self.interface}:1"
+
+    @property
+    def destination(self) -> Optional[str]:
+        return f"{self.vip}/32" if self.vip else None
+
+    def with_vip(self, vip: str) -> Settings:
+        return replace(self, vip=validate_vip(vip))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The settings under their public key names, as JSON-ready values."""
+        tag = self.route_table_tag
+        return {
+            "vip": self.vip,
+            "interface": self.interface,
+            "label": self.vip_label,
+            "route_tables": (
+                self.route_tables if self.route_tables == ALL_TABLES else list(self.route_tables)
+            ),
+            "route_table_tag": f"{tag[0]}={tag[1]}" if tag else None,
+            "region": self.region,
+            "eni": self.eni,
+            "deadline": self.deadline,
+        }
+
+
+# --- one validator per key: each returns the normalised value or raises ConfigError -----------
+
+
+def validate_vip(value: Any) -> str:
+    text = _text("vip", value).strip()
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise ConfigError(
+            f"invalid vip {text!r}: not an IPv4 address; pass one address, e.g. --vip 10.0.255.10"
+        ) from None
+    if net.version != 4:
+        raise ConfigError(
+            f"invalid vip {text!r}: IPv6 is not supported; the VIP is an IPv4 /32 route, "
+            "pass an IPv4 address"
+        )
+    if net.prefixlen != 32:
+        raise ConfigError(
+            f"invalid vip {text!r}: a VIP is a single address (/32); "
+            f"pass one address such as {net.network_address}"
+        )
+    addr = net.network_address
+    problem = None
+    if addr.is_unspecified:
+        problem = "0.0.0.0 is the unspecified address"
+    elif addr.is_loopback:
+        problem = "a loopback address never leaves the host"
+    elif addr.is_link_local:
+        problem = "169.254.0.0/16 is link-local (AWS uses it for IMDS and DNS)"
+    elif addr.is_multicast:
+        problem = "a multicast address cannot be routed to one instance"
+    elif addr.is_reserved or addr == ipaddress.IPv4Address("255.255.255.255"):
+        problem = "the address is reserved or broadcast"
+    if problem:
+        raise ConfigError(f"invalid vip {text!r}: {problem}; pass a unicast IPv4 address")
+    return str(addr)
+
+
+def _kernel_name(key: str, value: Any) -> str:
+    """The kernel's rule for device names (dev_valid_name): 1-15 bytes, not '.' or '..',
+    no '/', no whitespace. We also refuse non-printable and non-ASCII characters."""
+    text = _text(key, value)
+    bad = None
+    if not text:
+        bad = "it is empty"
+    elif len(text.encode()) >= IFNAMSIZ:
+        bad = f"it is longer than {IFNAMSIZ - 1} characters"
+    elif text in (".", ".."):
+        bad = "'.' and '..' are not names"
+    elif any(c == "/" or c.isspace() or not c.isprintable() or not c.isascii() for c in text):
+        bad = "it contains '/', whitespace or a non-printable character"
+    if bad:
+        raise ConfigError(f"invalid {key} {text!r}: {bad}; pass a Linux interface name such as eth0")
+    return text
+
+
+def validate_interface(value: Any) -> str:
+    name = _kernel_name("interface", value)
+    if ":" in name:
+        raise ConfigError(
+            f"invalid interface {name!r}: ':' belongs to a label, not an interface; "
+            f"pass --interface {name.split(':')[0]} --label {name}"
+        )
+    return name
+
+
+def validate_label(value: Any, interface: str = DEFAULT_INTERFACE) -> str:
+    label = _kernel_name("label", value)
+    if not label.startswith(interface):
+        # iproute2 refuses the same: "label must begin with interface name"
+        raise ConfigError(
+            f"invalid label {label!r}: a label must begin with the interface name "
+            f"{interface!r}; pass e.g. --label {interface}:1"
+        )
+    return label
+
+
+def validate_route_tables(value: Any) -> Union[str, Tuple[str, ...]]:
+    if value is None:
+        return ALL_TABLES
+    if isinstance(value, str):
+        if value.strip().lower() == ALL_TABLES:
+            return ALL_TABLES
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = [_text("route_tables", v).strip() for v in value]
+    else:
+        raise ConfigError(
+            f"invalid route_tables {value!r}: pass 'all' or route table ids such as "
+            "rtb-0123456789abcdef0,rtb-0fedcba9876543210"
+        )
+    ids: Dict[str, None] = {}
+    for item in items:
+        if not _RTB_ID.match(item):
+            raise ConfigError(
+                f"invalid route table id {item!r}: expected 'rtb-' and 8 or 17 lowercase hex "
+                "digits, or 'all'"
+            )
+        ids[item] = None
+    if not ids:
+        raise ConfigError("invalid route_tables: the list is empty; pass 'all' or table ids")
+    return tuple(ids)
+
+
+def validate_route_table_tag(value: Any) -> Optional[Tuple[str, str]]:
+    if value is None or value == "":
+        return None
+    text = _text("route_table_tag", value)
+    key, sep, val = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"invalid route_table_tag {text!r}: expected Key=Value, e.g. mirror-vip=prod"
+        )
+    if len(key) > 128 or len(val) > 256 or key.lower().startswith("aws:"):
+        raise ConfigError(
+            f"invalid route_table_tag {text!r}: tag keys are at most 128 characters, values "
+            "at most 256, and 'aws:' keys are AWS's own"
+        )
+    return key, val
+
+
+def validate_region(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    text = _text("region", value).strip()
+    if not _REGION.match(text):
+        raise ConfigError(f"invalid region {text!r}: expected a region name such as eu-west-1")
+    return text
+
+
+def validate_eni(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    text = _text("eni", value).strip()
+    if not _ENI_ID.match(text):
+        raise ConfigError(
+            f"invalid eni {text!r}: expected 'eni-' and 8 or 17 lowercase hex digits"
+        )
+    return text
+
+
+def validate_deadline(value: Any) -> float:
+    if value is None or value == "":
+        return DEFAULT_DEADLINE
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"invalid deadline {value!r}: expected seconds, e.g. --deadline 30"
+        ) from None
+    if not math.isfinite(seconds) or not 1 <= seconds <= MAX_DEADLINE:
+        raise ConfigError(
+            f"invalid deadline {value!r}: expected between 1 and {MAX_DEADLINE:g} seconds"
+        )
+    return seconds
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"invalid {key} {value!r}: expected a string")
+    return value
+
+
+# --- building Settings ----------------------------------------------------------------------
+
+
+def from_mapping(values: Mapping[str, Any]) -> Settings:
+    """Validate a mapping of public keys (None = not given) into Settings."""
+    unknown = sorted(set(values) - set(KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting {unknown[0]!r}; the settings are: {', '.join(KEYS)}"
+        )
+    given = {k: v for k, v in values.items() if v is not None}
+    interface = validate_interface(given.get("interface", DEFAULT_INTERFACE))
+    label = validate_label(given["label"], interface) if "label" in given else ""
+    return Settings(
+        vip=validate_vip(given["vip"]) if given.get("vip") not in (None, "") else None,
+        interface=interface,
+        label=label,
+        route_tables=validate_route_tables(given.get("route_tables")),
+        route_table_tag=validate_route_table_tag(given.get("route_table_tag")),
+        region=validate_region(given.get("region")),
+        eni=validate_eni(given.get("eni")),
+        deadline=validate_deadline(given.get("deadline")),
+    )
+
+
+def parse_json(text: str, origin: str = "settings JSON") -> Dict[str, Any]:
+    try:
+        data = json.loads(text) if text and text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"invalid {origin}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid {origin}: expected a JSON object of settings")
+    return data
+
+
+def from_json(text: str) -> Settings:
+    return from_mapping(parse_json(text))
+
+
+def load(overrides: Mapping[str, Any], config_file: Optional[str] = None) -> Settings:
+    """Settings from a JSON file, with the command line's values (non-None) on top."""
+    values: Dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read --config {config_file!r}: {exc.strerror}; pass a readable JSON file"
+            ) from None
+        values.update(parse_json(text, f"config file {config_file!r}"))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return from_mapping(values)
+
+
+def validate_one(key: str, value: Any, current: Optional[Mapping[str, Any]] = None) -> Any:
+    """Validate one key in the context of the other settings; return its public JSON value.
+
+    What IRIS's MirrorVip.Config calls before it stores a value.
+    """
+    values = dict(current or {})
+    values[key] = value
+    if key not in KEYS:
+        from_mapping({key: value})  # raises the "unknown setting" error
+    return from_mapping(values).to_dict()[key]
+
+
+__all__ = [
+    "ALL_TABLES",
+    "KEYS",
+    "Settings",
+    "from_json",
+    "from_mapping",
+    "load",
+    "validate_one",
+]
