@@ -1,11 +1,38 @@
-"""The API both faces call: claim, release, status, doctor. Each returns a Report."""
+"""The API both faces call: claim, release, status, doctor. Each returns a Report.
+
+Order of work in every command: local facts (interface, VIP, MAC), identity (IMDS, or the
+given eni and region), one EC2 client, then the route tables.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Dict, Iterator, List, Optional
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import host, imds, routes
+from .aws import Deadline, aws_error, botocore_session, checked, ec2_client, new_session
+from .doctor import run_checks, source_dest_check
+from .errors import ConfigError, HostError, IdentityError, MirrorVipError
+from .imds import Identity
 from .report import Report
 from .settings import Settings
+
+STANDBY_ROLES = ("backup", "async")
+
+
+@dataclass
+class Context:
+    """Everything a command needs, resolved once."""
+
+    settings: Settings  # with the VIP filled in
+    identity: Identity
+    ec2: Any
+    deadline: Deadline
+    addresses: Optional[List[host.Address]]  # None when the interface could not be read
 
 
 def claim(
@@ -15,7 +42,37 @@ def claim(
     force: bool = False,
     iris: Optional[Dict[str, Any]] = None,
 ) -> Report:
-    raise NotImplementedError
+    """Point the VIP's route in every selected table at this instance's ENI."""
+    with _reporting("claim", chosen, iris, dry_run) as report:
+        role = str((iris or {}).get("role") or "")
+        if role in STANDBY_ROLES and not force:
+            raise ConfigError(
+                f"this IRIS instance is the mirror's {role}, not its primary: claim on the "
+                "primary, or force the claim"
+            )
+        ctx = _context(chosen, report)
+        if report.vip_on_interface is False:
+            report.warnings.append(
+                f"VIP {ctx.settings.vip} is not on {ctx.settings.vip_label}: traffic routed "
+                f"here will be dropped until it is added (ip addr add {ctx.settings.vip}/32 "
+                f"dev {ctx.settings.interface} label {ctx.settings.vip_label})"
+            )
+        vip, eni = str(ctx.settings.vip), ctx.identity.eni
+        layout = routes.read_layout(
+            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
+        )
+        routes.refuse_if_inside_subnet(vip, layout)
+        report.route_tables = routes.plan_claim(layout.tables, eni)
+        report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
+        _require_tables(report, chosen)
+        if dry_run:
+            routes.as_dry_run(report.route_tables)
+            return report
+        routes.apply_claim(ctx.ec2, report.route_tables, f"{vip}/32", eni, ctx.deadline)
+        routes.verify_claim(
+            ctx.ec2, ctx.settings, ctx.identity.vpc_id, report.route_tables, eni, ctx.deadline
+        )
+    return report
 
 
 def release(
@@ -25,12 +82,157 @@ def release(
     force: bool = False,
     iris: Optional[Dict[str, Any]] = None,
 ) -> Report:
-    raise NotImplementedError
+    """Delete the VIP's route where it points at this ENI (with force: wherever it points)."""
+    with _reporting("release", chosen, iris, dry_run) as report:
+        ctx = _context(chosen, report)
+        vip = str(ctx.settings.vip)
+        layout = routes.read_layout(
+            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
+        )
+        routes.refuse_if_inside_subnet(vip, layout)
+        report.route_tables = routes.plan_release(layout.tables, ctx.identity.eni, force)
+        report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
+        _require_tables(report, chosen)
+        if dry_run:
+            routes.as_dry_run(report.route_tables)
+            return report
+        routes.apply_release(ctx.ec2, report.route_tables, f"{vip}/32", ctx.deadline)
+    return report
 
 
 def status(chosen: Settings, *, iris: Optional[Dict[str, Any]] = None) -> Report:
-    raise NotImplementedError
+    """Read-only: this instance, the VIP on the interface, and where each table's route points."""
+    with _reporting("status", chosen, iris) as report:
+        ctx = _context(chosen, report)
+        vip = str(ctx.settings.vip)
+        layout = routes.read_layout(
+            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
+        )
+        report.route_tables = routes.as_status(layout.tables)
+        report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
+        report.source_dest_check = source_dest_check(ctx.ec2, ctx.identity.eni, ctx.deadline)
+        inside = routes.subnet_containing(vip, layout.subnets)
+        if inside:
+            report.fail(f"VIP {vip} lies inside subnet {inside[0]} ({inside[1]}): it cannot work")
+        if report.vip_on_interface is False:
+            report.warnings.append(f"VIP {vip} is not on {ctx.settings.vip_label}")
+        if report.source_dest_check:
+            report.warnings.append(
+                f"source/destination check is enabled on {ctx.identity.eni}: "
+                "the VIP's traffic is dropped; disable it (see doctor)"
+            )
+    return report
 
 
 def doctor(chosen: Settings, *, iris: Optional[Dict[str, Any]] = None) -> Report:
-    raise NotImplementedError
+    """Preflight: each check pass/warn/fail with a one-line fix."""
+    with _reporting("doctor", chosen, iris) as report:
+        try:
+            ctx = _context(chosen, report)
+        except (IdentityError, HostError, ConfigError) as exc:
+            run_checks(report, chosen, None, exc)
+        else:
+            run_checks(report, ctx.settings, ctx, None)
+    return report
+
+
+# --- shared steps ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _reporting(
+    command: str, chosen: Settings, iris: Optional[Dict[str, Any]], dry_run: bool = False
+) -> Iterator[Report]:
+    """A report that always comes back: expected errors become its errors, with exit codes."""
+    started = time.monotonic()
+    report = Report(
+        command=command,
+        dry_run=dry_run,
+        vip=chosen.vip,
+        interface=chosen.interface,
+        label=chosen.vip_label,
+        iris=dict(iris or {}),
+    )
+    try:
+        yield report
+    except MirrorVipError as exc:
+        report.fail(str(exc), exc.exit_code)
+    except (ClientError, BotoCoreError) as exc:  # a call not wrapped by `checked`: still one line
+        report.fail(str(aws_error(exc, command, "EC2")))
+    report.settle()
+    report.elapsed_s = round(time.monotonic() - started, 3)
+
+
+def _context(chosen: Settings, report: Report) -> Context:
+    deadline = Deadline(chosen.deadline)
+    addresses: Optional[List[host.Address]] = None
+    try:
+        addresses = host.addresses(chosen.interface)
+    except HostError:
+        if not (chosen.vip and chosen.eni):
+            raise  # without the interface we know neither the VIP nor the ENI
+    if chosen.vip is None:
+        found = host.labelled_address(addresses or [], chosen.vip_label)
+        if found is None:
+            raise ConfigError(
+                f"no VIP given and {chosen.interface} has no address labelled "
+                f"{chosen.vip_label}; pass --vip, or add the alias (ip addr add VIP/32 dev "
+                f"{chosen.interface} label {chosen.vip_label})"
+            )
+        chosen = chosen.with_vip(found)
+    report.vip = chosen.vip
+    if addresses is not None:
+        report.vip_on_interface = host.has_address(addresses, str(chosen.vip))
+    core = botocore_session()
+    session = new_session(core, chosen.region)
+    identity = _identity(chosen, core, deadline)
+    report.instance_id, report.eni = identity.instance_id, identity.eni
+    report.vpc_id, report.region = identity.vpc_id, identity.region
+    ec2 = ec2_client(session, identity.region, chosen.deadline)
+    if identity.vpc_id == "":
+        identity = _identity_from_eni(ec2, identity, deadline)
+        report.instance_id, report.vpc_id = identity.instance_id, identity.vpc_id
+    return Context(chosen, identity, ec2, deadline, addresses)
+
+
+def _identity(chosen: Settings, core: Any, deadline: Deadline) -> Identity:
+    """From IMDS; with both eni and region given, IMDS is not needed (teardown from anywhere)."""
+    if chosen.eni and chosen.region:
+        return Identity(instance_id="", region=chosen.region, eni=chosen.eni, vpc_id="", mac="")
+    try:
+        mac = host.mac_address(chosen.interface)
+        found = imds.fetch_identity(core, mac)
+    except IdentityError as exc:
+        missing = [f"--{k}" for k in ("eni", "region") if not getattr(chosen, k)]
+        raise IdentityError(
+            f"{exc}; off EC2 or without IMDS, pass {' and '.join(missing)}"
+        ) from None
+    return replace(found, eni=chosen.eni or found.eni, region=chosen.region or found.region)
+
+
+def _identity_from_eni(ec2: Any, identity: Identity, deadline: Deadline) -> Identity:
+    found = checked(
+        "DescribeNetworkInterfaces",
+        identity.eni,
+        ec2.describe_network_interfaces,
+        deadline,
+        NetworkInterfaceIds=[identity.eni],
+    )["NetworkInterfaces"]
+    if not found:
+        raise ConfigError(f"network interface {identity.eni} not found; check --eni")
+    eni = found[0]
+    return replace(
+        identity,
+        vpc_id=str(eni["VpcId"]),
+        instance_id=str(eni.get("Attachment", {}).get("InstanceId") or ""),
+    )
+
+
+def _require_tables(report: Report, chosen: Settings) -> None:
+    if not report.route_tables:
+        shown = chosen.to_dict()
+        report.fail(
+            f"no route table selected in {report.vpc_id} (route_tables="
+            f"{shown['route_tables']}, route_table_tag={shown['route_table_tag']}): "
+            "check the selection"
+        )

@@ -13,7 +13,7 @@ import json
 from typing import Any, Callable, Dict
 
 from . import api, settings
-from .errors import EXIT_INVALID, MirrorVipError
+from .errors import EXIT_INCOMPLETE, MirrorVipError
 from .report import Report, render_text, summary
 
 
@@ -81,8 +81,8 @@ def _run(command: str, settings_json: str, iris_json: str, **options: Any) -> st
         report = run(chosen, iris=iris, **options)
     except MirrorVipError as exc:
         report.fail(str(exc), exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - IRIS must get a report, not a Python traceback
-        report.fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_INVALID - 1)
+    except Exception as exc:  # IRIS must get a report, never a Python traceback
+        report.fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_INCOMPLETE)
     return report.to_json()
 
 

@@ -1,4 +1,4 @@
-"""Typed errors. Each carries the exit code the CLI uses and a one-line message that says what to fix."""
+"""Typed errors: each carries the CLI's exit code and a one-line message saying what to fix."""
 
 from __future__ import annotations
 

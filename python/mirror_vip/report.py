@@ -181,8 +181,9 @@ def _table_line(report: Report, t: TableResult, width: int) -> str:
     label = t.id.ljust(width) + (" main" if t.main else "     ")
     if t.action == ERROR:
         return f"{label}  error      {t.error}"
-    if report.command == "status" or t.action == UNCHANGED:
-        note = t.action if report.command != "status" else ""
+    read_only = report.command in ("status", "doctor")
+    if read_only or t.action == UNCHANGED:
+        note = "" if read_only else t.action
         return f"{label}  {_target(report, t.after, t.state)}  {note}".rstrip()
     before = _target(report, t.before, None)
     after = _target(report, t.after, None)
@@ -192,7 +193,9 @@ def _table_line(report: Report, t: TableResult, width: int) -> str:
 def summary(report: Report) -> str:
     """One line, for messages.log and the last line of the text."""
     n = len(report.route_tables)
-    changed = sum(1 for t in report.route_tables if t.action in CHANGES or t.action in WOULD.values())
+    changed = sum(
+        1 for t in report.route_tables if t.action in CHANGES or t.action in WOULD.values()
+    )
     failed = [t.id for t in report.route_tables if t.action == ERROR]
     took = f"in {report.elapsed_s:.2f}s"
     vip = report.vip or "?"

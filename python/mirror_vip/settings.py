@@ -131,7 +131,9 @@ def _kernel_name(key: str, value: Any) -> str:
     elif any(c == "/" or c.isspace() or not c.isprintable() or not c.isascii() for c in text):
         bad = "it contains '/', whitespace or a non-printable character"
     if bad:
-        raise ConfigError(f"invalid {key} {text!r}: {bad}; pass a Linux interface name such as eth0")
+        raise ConfigError(
+            f"invalid {key} {text!r}: {bad}; pass a Linux interface name such as eth0"
+        )
     return text
 
 
@@ -214,9 +216,7 @@ def validate_eni(value: Any) -> Optional[str]:
         return None
     text = _text("eni", value).strip()
     if not _ENI_ID.match(text):
-        raise ConfigError(
-            f"invalid eni {text!r}: expected 'eni-' and 8 or 17 lowercase hex digits"
-        )
+        raise ConfigError(f"invalid eni {text!r}: expected 'eni-' and 8 or 17 lowercase hex digits")
     return text
 
 
@@ -251,9 +251,7 @@ def from_mapping(values: Mapping[str, Any]) -> Settings:
     """Validate a mapping of public keys (None = not given) into Settings."""
     unknown = sorted(set(values) - set(KEYS))
     if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r}; the settings are: {', '.join(KEYS)}"
-        )
+        raise ConfigError(f"unknown setting {unknown[0]!r}; the settings are: {', '.join(KEYS)}")
     given = {k: v for k, v in values.items() if v is not None}
     interface = validate_interface(given.get("interface", DEFAULT_INTERFACE))
     label = validate_label(given["label"], interface) if "label" in given else ""

@@ -1,0 +1,168 @@
+"""The EC2 client, its retries, and what an AWS error means for us.
+
+Retries live here and only here: botocore's `standard` mode retries each call a few times
+(throttling, 5xx, connection errors, with its own backoff and retry quota), and `call` keeps
+retrying transient failures that outlast those attempts until the operation's deadline.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable, Optional, TypeVar
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from .errors import AwsError
+
+# EC2's mutating-action token bucket holds 50 requests per account and region (refill 5/s);
+# 32 concurrent writes fit in one burst with room to spare for other tools, and keep the
+# writes to one round trip for up to 32 route tables.
+MAX_PARALLEL_WRITES = 32
+ATTEMPTS_PER_CALL = 3
+BACKOFF_START_S = 0.1
+BACKOFF_MAX_S = 2.0
+
+TRANSIENT_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+CONNECTION_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+
+# What to do about a permanent error, by AWS error code.
+FIXES = {
+    "UnauthorizedOperation": "grant it to the instance role (docs/aws/iam-policy.json)",
+    "AccessDenied": "grant it to the instance role (docs/aws/iam-policy.json)",
+    "InvalidRouteTableID.NotFound": "the route table is gone; check --route-tables",
+    "AuthFailure": "check the instance role's credentials (IMDS) or AWS_* variables",
+    "UnrecognizedClientException": "check the instance role's credentials",
+    "InvalidNetworkInterfaceID.NotFound": "check --eni: no such network interface",
+}
+
+T = TypeVar("T")
+
+
+class Deadline:
+    """A point in time an operation must finish by (monotonic clock)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+
+def client_config(deadline_s: float) -> Config:
+    """Timeouts sized so a few attempts fit in the deadline; a pool as wide as our writes."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": ATTEMPTS_PER_CALL},
+        connect_timeout=min(3.0, max(0.5, deadline_s / 10)),
+        read_timeout=min(10.0, max(1.0, deadline_s / 4)),
+        max_pool_connections=MAX_PARALLEL_WRITES,
+    )
+
+
+def botocore_session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+def new_session(
+    core: botocore.session.Session, region: Optional[str] = None
+) -> boto3.session.Session:
+    """The standard credential chain (env, profile, instance role through IMDS)."""
+    return boto3.session.Session(botocore_session=core, region_name=region)
+
+
+def ec2_client(session: boto3.session.Session, region: str, deadline_s: float) -> Any:
+    # AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EC2 are applied by boto3 itself (1.28+).
+    return session.client("ec2", region_name=region, config=client_config(deadline_s))
+
+
+def error_code(exc: BaseException) -> Optional[str]:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "") or None
+    return None
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message") or exc)
+    return str(exc)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return error_code(exc) in TRANSIENT_CODES or status >= 500
+    return False
+
+
+def aws_error(exc: BaseException, action: str, resource: str) -> AwsError:
+    """A permanent error as one line: code, what failed, what to do."""
+    code = error_code(exc)
+    if isinstance(exc, NoCredentialsError):
+        return AwsError(
+            f"{action} on {resource}: no AWS credentials found; attach an instance role "
+            "(docs/aws/iam-policy.json) or set the AWS_* variables"
+        )
+    if code is None:
+        again = " (retried until the deadline)" if is_transient(exc) else ""
+        return AwsError(f"{action} on {resource} failed{again}: {type(exc).__name__}: {exc}")
+    fix = FIXES.get(code)
+    text = f"{code}: {action} on {resource} refused: {error_message(exc)}"
+    if code in ("UnauthorizedOperation", "AccessDenied"):
+        text = f"{code}: not allowed to {action} on {resource}"
+    return AwsError(f"{text}; {fix}" if fix else text, code)
+
+
+def checked(
+    action: str, resource: str, fn: Callable[..., T], deadline: Deadline, **params: Any
+) -> T:
+    """call(), with a permanent or persistent failure turned into a one-line AwsError."""
+    try:
+        return call(fn, deadline, **params)
+    except Exception as exc:
+        raise aws_error(exc, action, resource) from None
+
+
+def call(fn: Callable[..., T], deadline: Deadline, **params: Any) -> T:
+    """fn(**params), retrying transient failures with jittered backoff until the deadline."""
+    backoff = BACKOFF_START_S
+    while True:
+        try:
+            return fn(**params)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            pause = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not crypto
+            if deadline.remaining() <= pause:
+                raise
+            time.sleep(pause)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)

@@ -1,0 +1,131 @@
+"""python -m mirror_vip COMMAND [options]: the command-line face of mirror_vip.api.
+
+argparse (standard library): nothing to install into IRIS's mgr/python, and its --help is
+the one place every option is documented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Dict, Optional, Sequence
+
+from . import __version__, api, settings
+from .errors import EXIT_INVALID, MirrorVipError
+from .report import Report, render_text
+
+DESCRIPTION = """\
+Point an IRIS mirror's virtual IP (VIP) at this EC2 instance by moving the VIP's /32 route
+in the VPC's route tables to this instance's network interface (ENI).
+
+commands:
+  claim    make the VIP route in every selected table target this ENI (what a new primary runs)
+  release  delete the VIP route where it targets this ENI (teardown, before deleting subnets)
+  status   read-only: this instance, the VIP on the interface, where each table's route points
+  doctor   preflight checks, each pass/warn/fail with the fix
+
+exit codes: 0 success; 1 not fully done (or a doctor check failed); 2 invalid input or a VIP
+that conflicts with the VPC's layout, with nothing changed.
+"""
+
+EPILOG = """\
+settings can also come from --config FILE (JSON, same key names: vip, interface, label,
+route_tables, route_table_tag, region, eni, deadline); options given here override it.
+AWS credentials and endpoints come from boto3's standard chain (instance role through IMDSv2,
+AWS_PROFILE, AWS_ENDPOINT_URL ...)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line and exit 2, argparse's usage noise aside
+        self.exit(EXIT_INVALID, f"mirror-vip: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m mirror_vip",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=("claim", "release", "status", "doctor"))
+    parser.add_argument(
+        "--vip", help="the VIP (IPv4); default: the address labelled LABEL on INTERFACE"
+    )
+    parser.add_argument(
+        "--interface",
+        help="the interface that carries the VIP and whose ENI is targeted (default eth0)",
+    )
+    parser.add_argument("--label", help="the VIP's address label (default INTERFACE:1)")
+    parser.add_argument(
+        "--route-tables",
+        metavar="all|rtb-a,rtb-b",
+        help="which route tables of the instance's VPC carry the VIP route (default all)",
+    )
+    parser.add_argument(
+        "--route-table-tag",
+        metavar="KEY=VALUE",
+        help="only the tables with this tag (with --route-tables: both must match)",
+    )
+    parser.add_argument("--region", help="AWS region (default: from IMDS)")
+    parser.add_argument(
+        "--eni",
+        help="network interface to target (default: the ENI behind INTERFACE, "
+        "from IMDS); with --region, IMDS is not used",
+    )
+    parser.add_argument(
+        "--deadline", metavar="SECONDS", help="give up retrying after this long (default 30)"
+    )
+    parser.add_argument("--config", metavar="FILE", help="a JSON file of settings")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="claim/release: say what would change, change nothing",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="release: delete the route whatever it targets; claim: even on a mirror backup",
+    )
+    parser.add_argument("--version", action="version", version=f"mirror-vip {__version__}")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    report = run(args)
+    if args.json:
+        print(report.to_json(indent=2))
+    elif report.exit_code == EXIT_INVALID and report.errors:
+        print(f"mirror-vip: {report.errors[0]}", file=sys.stderr)  # one line, nothing changed
+    else:
+        print(render_text(report), file=sys.stdout if report.ok else sys.stderr)
+    return report.exit_code
+
+
+def run(args: argparse.Namespace) -> Report:
+    options: Dict[str, Any] = {}
+    if args.command in ("claim", "release"):
+        options = {"dry_run": args.dry_run, "force": args.force}
+    try:
+        chosen = settings.load(_overrides(args), args.config)
+    except MirrorVipError as exc:
+        report = Report(command=args.command, dry_run=bool(options.get("dry_run")))
+        report.fail(str(exc), exc.exit_code)
+        return report
+    result: Report = getattr(api, args.command)(chosen, **options)
+    return result
+
+
+def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
+    values: Dict[str, Any] = {
+        "vip": args.vip,
+        "interface": args.interface,
+        "label": args.label,
+        "route_tables": args.route_tables,
+        "route_table_tag": args.route_table_tag,
+        "region": args.region,
+        "eni": args.eni,
+        "deadline": args.deadline,
+    }
+    return values

@@ -1,0 +1,200 @@
+"""Preflight checks: each pass, warn or fail, with the one line that fixes it."""
+
+from __future__ import annotations
+
+import ipaddress
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+
+from . import routes
+from .aws import MAX_PARALLEL_WRITES, Deadline, call, checked, error_code
+from .errors import IdentityError, MirrorVipError
+from .report import FAIL, PASS, WARN, Check, Report
+from .settings import Settings
+
+if TYPE_CHECKING:  # api imports this module; the type is only for annotations
+    from .api import Context
+
+PROBES = ("ReplaceRoute", "CreateRoute", "DeleteRoute")
+
+
+def run_checks(
+    report: Report, chosen: Settings, ctx: Optional[Context], problem: Optional[MirrorVipError]
+) -> None:
+    """Fill report.checks. Without a context (identity or interface failed), say why and stop."""
+    add = report.checks.append
+    if ctx is None:
+        name = "imds" if isinstance(problem, IdentityError) else "interface"
+        add(Check(name, FAIL, str(problem)))
+        return
+    vip = str(ctx.settings.vip)
+    if ctx.identity.mac:
+        add(
+            Check(
+                "imds",
+                PASS,
+                f"IMDSv2 token accepted; {ctx.identity.eni} is behind {chosen.interface}",
+            )
+        )
+    else:
+        add(Check("imds", WARN, "not used: eni and region were given"))
+    add(_vip_on_interface(report, ctx))
+    try:
+        layout = routes.read_layout(
+            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
+        )
+    except MirrorVipError as exc:
+        add(Check("ec2_read", FAIL, str(exc)))
+        return
+    add(_outside_subnets(vip, layout))
+    add(_outside_vpc_cidr(vip, ctx))
+    add(_source_dest_check(report, ctx))
+    add(_tables_selected(report, layout, ctx))
+    if layout.tables:
+        add(_permissions(vip, layout, ctx))
+
+
+def _vip_on_interface(report: Report, ctx: Context) -> Check:
+    s = ctx.settings
+    fix = f"ip addr add {s.vip}/32 dev {s.interface} label {s.vip_label} (persist it: docs/host/)"
+    if report.vip_on_interface:
+        return Check("vip_on_interface", PASS, f"{s.vip} is on {s.vip_label}")
+    if report.vip_on_interface is None:
+        return Check("vip_on_interface", FAIL, f"cannot read {s.interface}; run this on the member")
+    return Check("vip_on_interface", FAIL, f"{s.vip} is not on {s.interface}; fix: {fix}")
+
+
+def _outside_subnets(vip: str, layout: routes.Layout) -> Check:
+    inside = routes.subnet_containing(vip, layout.subnets)
+    if inside:
+        return Check(
+            "vip_outside_subnets",
+            FAIL,
+            f"{vip} is inside subnet {inside[0]} ({inside[1]}): that can never work; "
+            "choose an address outside every subnet, best outside the VPC CIDR",
+        )
+    return Check("vip_outside_subnets", PASS, f"{vip} is outside all {len(layout.subnets)} subnets")
+
+
+def _outside_vpc_cidr(vip: str, ctx: Context) -> Check:
+    vpcs = checked(
+        "DescribeVpcs",
+        ctx.identity.vpc_id,
+        ctx.ec2.describe_vpcs,
+        ctx.deadline,
+        VpcIds=[ctx.identity.vpc_id],
+    ).get("Vpcs", [])
+    cidrs = [
+        a["CidrBlock"]
+        for v in vpcs
+        for a in v.get("CidrBlockAssociationSet", [{"CidrBlock": v.get("CidrBlock")}])
+        if a.get("CidrBlock")
+    ]
+    address = ipaddress.IPv4Address(vip)
+    inside = [c for c in cidrs if address in ipaddress.ip_network(c, strict=False)]
+    if inside:
+        return Check(
+            "vip_outside_vpc_cidr",
+            WARN,
+            f"{vip} is inside the VPC CIDR {inside[0]}: reported to work, but AWS documents "
+            "overlay IPs outside the VPC CIDR; prefer such an address",
+        )
+    return Check("vip_outside_vpc_cidr", PASS, f"{vip} is outside {', '.join(cidrs) or 'the VPC'}")
+
+
+def _source_dest_check(report: Report, ctx: Context) -> Check:
+    enabled = source_dest_check(ctx.ec2, ctx.identity.eni, ctx.deadline)
+    report.source_dest_check = enabled
+    eni = ctx.identity.eni
+    if enabled is None:
+        return Check("source_dest_check", FAIL, f"{eni} not found; check --eni")
+    if enabled:
+        return Check(
+            "source_dest_check",
+            FAIL,
+            f"enabled on {eni}: packets for the VIP are dropped; fix: aws ec2 "
+            f"modify-network-interface-attribute --network-interface-id {eni} "
+            "--no-source-dest-check",
+        )
+    return Check("source_dest_check", PASS, f"disabled on {eni}")
+
+
+def source_dest_check(ec2: Any, eni: str, deadline: Deadline) -> Optional[bool]:
+    """The ENI's source/destination check: it must be off for the VIP's packets to arrive."""
+    found = checked(
+        "DescribeNetworkInterfaces",
+        eni,
+        ec2.describe_network_interfaces,
+        deadline,
+        NetworkInterfaceIds=[eni],
+    ).get("NetworkInterfaces", [])
+    return bool(found[0].get("SourceDestCheck")) if found else None
+
+
+def _tables_selected(report: Report, layout: routes.Layout, ctx: Context) -> Check:
+    report.route_tables = routes.as_status(layout.tables)
+    report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, ctx.settings)
+    if layout.missing:
+        return Check(
+            "route_tables",
+            FAIL,
+            f"not found in {ctx.identity.vpc_id}: {', '.join(layout.missing)}; fix route_tables",
+        )
+    if not layout.tables:
+        return Check(
+            "route_tables",
+            FAIL,
+            f"no route table selected in {ctx.identity.vpc_id}; check route_tables and "
+            "route_table_tag",
+        )
+    ids = ", ".join(t.id + (" (main)" if t.main else "") for t in layout.tables)
+    return Check("route_tables", PASS, f"{len(layout.tables)} selected: {ids}")
+
+
+def _permissions(vip: str, layout: routes.Layout, ctx: Context) -> Check:
+    """Probe each write on each table with DryRun=True: DryRunOperation means allowed."""
+    probes: List[Tuple[str, str]] = [(a, t.id) for t in layout.tables for a in PROBES]
+
+    def probe(item: Tuple[str, str]) -> Tuple[str, str, Optional[str]]:
+        action, table = item
+        params: dict[str, Any] = {
+            "DryRun": True,
+            "RouteTableId": table,
+            "DestinationCidrBlock": f"{vip}/32",
+        }
+        if action != "DeleteRoute":
+            params["NetworkInterfaceId"] = ctx.identity.eni
+        method = {
+            "ReplaceRoute": ctx.ec2.replace_route,
+            "CreateRoute": ctx.ec2.create_route,
+            "DeleteRoute": ctx.ec2.delete_route,
+        }[action]
+        try:
+            call(method, ctx.deadline, **params)
+        except Exception as exc:
+            return action, table, error_code(exc) or type(exc).__name__
+        return action, table, "no DryRunOperation answer"
+
+    workers = max(1, min(len(probes), MAX_PARALLEL_WRITES))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        answers = list(pool.map(probe, probes))
+    denied = [f"{a} on {t}" for a, t, code in answers if code == "UnauthorizedOperation"]
+    odd = [
+        f"{a} on {t}: {code}"
+        for a, t, code in answers
+        if code not in ("DryRunOperation", "UnauthorizedOperation")
+    ]
+    if denied:
+        return Check(
+            "permissions",
+            FAIL,
+            f"denied: {'; '.join(denied)}; grant them to the instance role "
+            "(docs/aws/iam-policy.json)",
+        )
+    if odd:
+        return Check("permissions", WARN, f"unexpected answers to DryRun probes: {'; '.join(odd)}")
+    return Check(
+        "permissions",
+        PASS,
+        f"ReplaceRoute, CreateRoute, DeleteRoute allowed on {len(layout.tables)} table(s) (DryRun)",
+    )

@@ -1,0 +1,364 @@
+"""The VIP's /32 route in the VPC's route tables: select the tables, then claim, release, read.
+
+A claim is one describe round trip (route tables and subnets side by side), then every write
+in parallel, then a verifying read. It never deletes: delete-then-create leaves the VIP with
+no route for a round trip per table. ReplaceRoute swaps the target in place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from .aws import MAX_PARALLEL_WRITES, Deadline, aws_error, call, checked, error_code, error_message
+from .errors import AwsError, LayoutError
+from .report import CREATED, DELETED, ERROR, REPLACED, SKIPPED, UNCHANGED, WOULD, TableResult
+from .settings import ALL_TABLES, Settings
+
+TARGET_KEYS = (
+    "NetworkInterfaceId",  # first: a route to an instance carries its ENI too
+    "InstanceId",
+    "GatewayId",
+    "NatGatewayId",
+    "TransitGatewayId",
+    "VpcPeeringConnectionId",
+    "LocalGatewayId",
+    "CarrierGatewayId",
+    "CoreNetworkArn",
+)
+VERIFY_WINDOW_S = 3.0  # how long a stale read (EC2 is eventually consistent) may persist
+
+
+@dataclass
+class Table:
+    id: str
+    main: bool
+    route: Optional[Dict[str, Any]]  # the VIP's /32 route, if the table has one
+
+    @property
+    def target(self) -> Optional[str]:
+        return route_target(self.route)
+
+    @property
+    def state(self) -> Optional[str]:
+        return str(self.route.get("State")) if self.route else None
+
+
+@dataclass
+class Layout:
+    """What one describe round trip tells us about the VPC."""
+
+    tables: List[Table]
+    missing: List[str]  # ids asked for by --route-tables that the selection did not find
+    subnets: List[Tuple[str, str]]  # (subnet id, CIDR)
+
+
+def route_target(route: Optional[Dict[str, Any]]) -> Optional[str]:
+    if not route:
+        return None
+    for key in TARGET_KEYS:
+        if route.get(key):
+            return str(route[key])
+    return None
+
+
+def table_filters(chosen: Settings, vpc_id: str) -> List[Dict[str, Any]]:
+    filters: List[Dict[str, Any]] = [{"Name": "vpc-id", "Values": [vpc_id]}]
+    if chosen.route_tables != ALL_TABLES:
+        filters.append({"Name": "route-table-id", "Values": list(chosen.route_tables)})
+    if chosen.route_table_tag:
+        key, value = chosen.route_table_tag
+        filters.append({"Name": f"tag:{key}", "Values": [value]})
+    return filters
+
+
+def read_tables(
+    ec2: Any, chosen: Settings, vpc_id: str, destination: str, deadline: Deadline
+) -> Tuple[List[Table], List[str]]:
+    pages = checked(
+        "DescribeRouteTables",
+        vpc_id,
+        lambda: list(
+            ec2.get_paginator("describe_route_tables").paginate(
+                Filters=table_filters(chosen, vpc_id)
+            )
+        ),
+        deadline,
+    )
+    tables = [_table(raw, destination) for page in pages for raw in page.get("RouteTables", [])]
+    found = {t.id for t in tables}
+    wanted = [] if chosen.route_tables == ALL_TABLES else list(chosen.route_tables)
+    missing = [rtb for rtb in wanted if rtb not in found]
+    order = {rtb: i for i, rtb in enumerate(wanted)}
+    tables.sort(key=lambda t: (order.get(t.id, len(order)), not t.main, t.id))
+    return tables, missing
+
+
+def _table(raw: Dict[str, Any], destination: str) -> Table:
+    route = next(
+        (r for r in raw.get("Routes", []) if r.get("DestinationCidrBlock") == destination), None
+    )
+    main = any(a.get("Main") for a in raw.get("Associations", []))
+    return Table(id=str(raw["RouteTableId"]), main=main, route=route)
+
+
+def read_subnets(ec2: Any, vpc_id: str, deadline: Deadline) -> List[Tuple[str, str]]:
+    pages = checked(
+        "DescribeSubnets",
+        vpc_id,
+        lambda: list(
+            ec2.get_paginator("describe_subnets").paginate(
+                Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]
+            )
+        ),
+        deadline,
+    )
+    return [
+        (str(s["SubnetId"]), str(s["CidrBlock"]))
+        for page in pages
+        for s in page.get("Subnets", [])
+        if s.get("CidrBlock")
+    ]
+
+
+def read_layout(
+    ec2: Any, chosen: Settings, vpc_id: str, destination: str, deadline: Deadline
+) -> Layout:
+    """Route tables and subnets in one round trip: the two describes run side by side."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        tables = pool.submit(read_tables, ec2, chosen, vpc_id, destination, deadline)
+        subnets = pool.submit(read_subnets, ec2, vpc_id, deadline)
+        found, missing = tables.result()
+        return Layout(tables=found, missing=missing, subnets=subnets.result())
+
+
+def subnet_containing(vip: str, subnets: Sequence[Tuple[str, str]]) -> Optional[Tuple[str, str]]:
+    address = ipaddress.IPv4Address(vip)
+    for subnet_id, cidr in subnets:
+        if address in ipaddress.ip_network(cidr, strict=False):
+            return subnet_id, cidr
+    return None
+
+
+def refuse_if_inside_subnet(vip: str, layout: Layout) -> None:
+    inside = subnet_containing(vip, layout.subnets)
+    if inside:
+        raise LayoutError(
+            f"VIP {vip} lies inside subnet {inside[0]} ({inside[1]}): a route more specific "
+            "than a subnet is never used there; choose a VIP outside every subnet, "
+            "preferably outside the VPC CIDR"
+        )
+
+
+def missing_results(layout: Layout, vpc_id: str, chosen: Settings) -> List[TableResult]:
+    tag = chosen.route_table_tag
+    where = f"in {vpc_id} (the instance's VPC)" + (f" with tag {tag[0]}={tag[1]}" if tag else "")
+    return [
+        TableResult(id=rtb, action=ERROR, error=f"route table {rtb} not found {where}")
+        for rtb in layout.missing
+    ]
+
+
+# --- claim ---------------------------------------------------------------------------------
+
+
+def plan_claim(tables: Sequence[Table], eni: str) -> List[TableResult]:
+    """What a claim must do per table: nothing where the route already points here."""
+    results = []
+    for t in tables:
+        if t.target == eni and t.state != "blackhole":
+            action = UNCHANGED
+        elif t.route is not None:
+            action = REPLACED
+        else:
+            action = CREATED
+        results.append(
+            TableResult(
+                id=t.id,
+                before=t.target,
+                after=t.target if action == UNCHANGED else eni,
+                action=action,
+                state=t.state,
+                main=t.main,
+            )
+        )
+    return results
+
+
+def switch(
+    ec2: Any, table_id: str, destination: str, eni: str, exists: bool, deadline: Deadline
+) -> str:
+    """Make one table's VIP route target `eni`. Returns the action that did it.
+
+    Another writer may create or delete the route between our describe and our write;
+    each error that says so turns a replace into a create or back (a bounded number of times).
+    """
+    replace = exists
+    params = {
+        "RouteTableId": table_id,
+        "DestinationCidrBlock": destination,
+        "NetworkInterfaceId": eni,
+    }
+    for _ in range(4):
+        try:
+            if replace:
+                call(ec2.replace_route, deadline, **params)
+                return REPLACED
+            call(ec2.create_route, deadline, **params)
+            return CREATED
+        except Exception as exc:
+            code = error_code(exc)
+            if not replace and code == "RouteAlreadyExists":
+                replace = True
+                continue
+            if replace and code == "InvalidParameterValue" and _no_such_route(exc):
+                replace = False
+                continue
+            raise aws_error(exc, "ReplaceRoute" if replace else "CreateRoute", table_id) from None
+    raise AwsError(f"{table_id}: the VIP route kept changing under us; run the claim again")
+
+
+def _no_such_route(exc: BaseException) -> bool:
+    # AWS: "There is no route defined for '10.0.0.1/32' in the route table.
+    #       Use CreateRoute instead."
+    message = error_message(exc).lower()
+    return "no route" in message or "createroute" in message
+
+
+def apply_claim(
+    ec2: Any, results: List[TableResult], destination: str, eni: str, deadline: Deadline
+) -> None:
+    todo = [r for r in results if r.action in (REPLACED, CREATED)]
+
+    def one(result: TableResult) -> None:
+        try:
+            result.action = switch(
+                ec2, result.id, destination, eni, result.action == REPLACED, deadline
+            )
+            result.after = eni
+            result.state = "active"
+        except AwsError as exc:
+            result.action, result.error, result.after = ERROR, str(exc), result.before
+
+    _parallel(one, todo)
+
+
+def verify_claim(
+    ec2: Any,
+    chosen: Settings,
+    vpc_id: str,
+    results: List[TableResult],
+    eni: str,
+    deadline: Deadline,
+) -> List[str]:
+    """Read back the tables we wrote. A stale read is retried briefly; what still points
+    elsewhere after that is reported (another member may have claimed at the same time)."""
+    written = [r for r in results if r.action in (REPLACED, CREATED)]
+    if not written:
+        return []
+    destination = f"{chosen.vip}/32"
+    ids = tuple(r.id for r in written)
+    scoped = Settings(vip=chosen.vip, route_tables=ids)
+    window = Deadline(min(VERIFY_WINDOW_S, deadline.remaining()))
+    pause = 0.1
+    while True:
+        tables, _ = read_tables(ec2, scoped, vpc_id, destination, deadline)
+        seen = {t.id: t for t in tables}
+        wrong = [r for r in written if r.id not in seen or seen[r.id].target != eni]
+        if not wrong or window.remaining() <= pause:
+            break
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+    problems = []
+    for r in wrong:
+        table = seen.get(r.id)
+        now = table.target if table else None
+        r.after = now
+        if table is None:
+            r.action, r.error = ERROR, f"route table {r.id} disappeared during the claim"
+        else:
+            r.action = ERROR
+            r.error = (
+                f"after the claim the VIP route points at {now or 'nothing'}, not {eni}; "
+                "another member may have claimed at the same time: run status on the primary"
+            )
+        problems.append(r.id)
+    return problems
+
+
+# --- release -------------------------------------------------------------------------------
+
+
+def plan_release(tables: Sequence[Table], eni: str, force: bool) -> List[TableResult]:
+    results = []
+    for t in tables:
+        ours = t.target == eni
+        if t.route is None:
+            action = UNCHANGED
+        elif ours or force:
+            action = DELETED
+        else:
+            action = SKIPPED
+        results.append(
+            TableResult(
+                id=t.id,
+                before=t.target,
+                after=None if action == DELETED else t.target,
+                action=action,
+                state=t.state,
+                main=t.main,
+                error=None
+                if action != SKIPPED
+                else f"points at {t.target}, not this ENI: left alone (--force deletes it)",
+            )
+        )
+    return results
+
+
+def apply_release(
+    ec2: Any, results: List[TableResult], destination: str, deadline: Deadline
+) -> None:
+    def one(result: TableResult) -> None:
+        try:
+            call(
+                ec2.delete_route,
+                deadline,
+                RouteTableId=result.id,
+                DestinationCidrBlock=destination,
+            )
+        except Exception as exc:
+            if error_code(exc) == "InvalidRoute.NotFound":  # someone else removed it
+                result.action, result.after = UNCHANGED, None
+                return
+            result.action, result.after = ERROR, result.before
+            result.error = str(aws_error(exc, "DeleteRoute", result.id))
+
+    _parallel(one, [r for r in results if r.action == DELETED])
+
+
+def as_dry_run(results: List[TableResult]) -> None:
+    for r in results:
+        if r.action in WOULD:
+            r.action = WOULD[r.action]
+
+
+def as_status(tables: Sequence[Table]) -> List[TableResult]:
+    return [
+        TableResult(
+            id=t.id, before=t.target, after=t.target, action=UNCHANGED, state=t.state, main=t.main
+        )
+        for t in tables
+    ]
+
+
+def _parallel(fn: Callable[[TableResult], None], items: List[TableResult]) -> None:
+    if not items:
+        return
+    if len(items) == 1:
+        fn(items[0])
+        return
+    with ThreadPoolExecutor(max_workers=min(len(items), MAX_PARALLEL_WRITES)) as pool:
+        list(pool.map(fn, items))
