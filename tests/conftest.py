@@ -7,7 +7,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import boto3
 import pytest
@@ -30,12 +30,14 @@ class AwsLike:
     - DryRun on route writes answers DryRunOperation (moto performs the change);
     - CreateRoute onto an existing destination answers RouteAlreadyExists (moto overwrites);
     - `deny` holds (action, route table) pairs answered with UnauthorizedOperation;
-    - `throttle[action]` answers RequestLimitExceeded that many times.
+    - `throttle[action]` answers RequestLimitExceeded that many times;
+    - `hooks` run before each call with (moto's EC2 backend, action, params): another writer.
     """
 
     calls: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)
     deny: Set[Tuple[str, str]] = field(default_factory=set)
     throttle: Dict[str, int] = field(default_factory=dict)
+    hooks: List[Callable[[Any, str, Dict[str, Any]], None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, *actions: str) -> int:
@@ -53,6 +55,8 @@ def _patched_call_action(aws: AwsLike, original: Any) -> Any:
         with aws.lock:
             aws.calls.append((action, params))
             fault = _fault(aws, action, params)
+            for hook in list(aws.hooks):
+                hook(self.ec2_backend, action, params)
         if fault is not None:
             status, headers, body = self.serialized(_result(fault))
             headers["status"] = status
@@ -155,13 +159,21 @@ def build_world(tables: int = 2, tag_first: Optional[Tuple[str, str]] = None) ->
         VpcId=vpc, CidrBlock="10.20.2.0/24", AvailabilityZone=f"{REGION}b"
     )["Subnet"]["SubnetId"]
     main = ec2.describe_route_tables(
-        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc]},
+            {"Name": "association.main", "Values": ["true"]},
+        ]
     )["RouteTables"][0]["RouteTableId"]
     extra = []
     for i in range(tables):
         spec = []
         if i == 0 and tag_first:
-            spec = [{"ResourceType": "route-table", "Tags": [{"Key": tag_first[0], "Value": tag_first[1]}]}]
+            spec = [
+                {
+                    "ResourceType": "route-table",
+                    "Tags": [{"Key": tag_first[0], "Value": tag_first[1]}],
+                }
+            ]
         extra.append(
             ec2.create_route_table(VpcId=vpc, TagSpecifications=spec)["RouteTable"]["RouteTableId"]
         )
@@ -287,7 +299,12 @@ class FakeHost:
                 {
                     "ifname": "eth0",
                     "addr_info": [
-                        {"family": "inet", "local": a.address, "prefixlen": a.prefixlen, "label": a.label}
+                        {
+                            "family": "inet",
+                            "local": a.address,
+                            "prefixlen": a.prefixlen,
+                            "label": a.label,
+                        }
                         for a in self.addresses
                     ],
                 }

@@ -87,3 +87,75 @@ def _run(command: str, settings_json: str, iris_json: str, **options: Any) -> st
 
 
 # --- routines: the ZMIRROR / %ZSTART block (text logic in mirror_vip.routines) ----------------
+#
+# MirrorVip.Installer reads a routine's lines through %Routine, passes them here as a JSON array
+# and writes back the lines it gets. `hook` names the routine kind ("ZMIRROR" or "%ZSTART");
+# `routine` overrides the routine's name (the IRIS unit tests use a scratch routine).
+
+from typing import List  # noqa: E402 - this section's own imports, kept with it
+
+from . import routines  # noqa: E402
+
+
+def routine_install(hook: str, lines_json: str, namespace: str, routine: str = "") -> str:
+    """{"ok": true, "lines": [...], "changed": bool} with our blocks in place, or ok false."""
+
+    def run() -> Dict[str, Any]:
+        before = _routine_text(lines_json)
+        after = routines.install(before, routines.spec_for(hook), namespace, routine or None)
+        return {"lines": _routine_lines(after), "changed": after != before}
+
+    return _routine_call(run)
+
+
+def routine_remove(hook: str, lines_json: str, routine: str = "") -> str:
+    """{"ok": true, "lines": [...], "changed": bool, "delete": bool}: delete when only ours."""
+
+    def run() -> Dict[str, Any]:
+        removal = routines.remove(
+            _routine_text(lines_json), routines.spec_for(hook), routine or None
+        )
+        return {
+            "lines": _routine_lines(removal.text),
+            "changed": removal.changed,
+            "delete": removal.only_ours,
+        }
+
+    return _routine_call(run)
+
+
+def routine_inspect(hook: str, lines_json: str, namespace: str = "", routine: str = "") -> str:
+    """{"ok": true, "installed": bool, "current": bool, "namespace": str|null, "blocks": [...]}."""
+
+    def run() -> Dict[str, Any]:
+        state = routines.inspect(
+            _routine_text(lines_json), routines.spec_for(hook), namespace or None, routine or None
+        )
+        return {
+            "installed": state.installed,
+            "current": state.current,
+            "namespace": state.namespace,
+            "blocks": list(state.kinds),
+        }
+
+    return _routine_call(run)
+
+
+def _routine_text(lines_json: str) -> str:
+    lines = json.loads(lines_json) if lines_json else []
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        raise routines.RoutineError("expected the routine as a JSON array of lines")
+    return "\n".join(lines)
+
+
+def _routine_lines(text: str) -> List[str]:
+    return text.split("\n") if text else []
+
+
+def _routine_call(run: Callable[[], Dict[str, Any]]) -> str:
+    try:
+        return json.dumps({"ok": True, **run()})
+    except json.JSONDecodeError as exc:
+        return json.dumps({"ok": False, "error": f"invalid routine lines: {exc.msg}"})
+    except MirrorVipError as exc:
+        return json.dumps({"ok": False, "error": str(exc)})

@@ -79,7 +79,7 @@ class _Fetcher(IMDSFetcher):
                 continue
             if response.status_code == 404 and "/macs/" in path:
                 raise IdentityError(
-                    f"IMDS knows no network interface with MAC {path.split('/')[2]}; "
+                    f"IMDS knows no network interface with MAC {path.split('/')[3]}; "
                     "the VIP interface must be an ENI of this instance"
                 )
             if response.status_code != 200 or not response.text:

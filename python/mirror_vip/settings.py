@@ -85,7 +85,7 @@ class Settings:
 def validate_vip(value: Any) -> str:
     text = _text("vip", value).strip()
     try:
-        net = ipaddress.ip_network(text, strict=True)
+        net = ipaddress.ip_interface(text)
     except ValueError:
         raise ConfigError(
             f"invalid vip {text!r}: not an IPv4 address; pass one address, e.g. --vip 10.0.255.10"
@@ -95,12 +95,12 @@ def validate_vip(value: Any) -> str:
             f"invalid vip {text!r}: IPv6 is not supported; the VIP is an IPv4 /32 route, "
             "pass an IPv4 address"
         )
-    if net.prefixlen != 32:
+    if net.network.prefixlen != 32:
         raise ConfigError(
             f"invalid vip {text!r}: a VIP is a single address (/32); "
-            f"pass one address such as {net.network_address}"
+            f"pass one address such as {net.ip}"
         )
-    addr = net.network_address
+    addr = net.ip
     problem = None
     if addr.is_unspecified:
         problem = "0.0.0.0 is the unspecified address"

@@ -1,0 +1,299 @@
+"""claim against moto made to answer as AWS does: where every route points afterwards, and
+how many calls it took."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import pytest
+
+from mirror_vip import api, settings
+from mirror_vip.report import Report
+from tests.conftest import VIP, AwsLike, FakeHost, Imds, World, build_world
+
+
+def claim(**values: Any) -> Report:
+    options = {k: values.pop(k) for k in ("dry_run", "force", "iris") if k in values}
+    return api.claim(settings.from_mapping(values), **options)
+
+
+def actions(report: Report) -> Dict[str, str]:
+    return {t.id: t.action for t in report.route_tables}
+
+
+def test_claim_points_every_table_here_in_two_round_trips(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    w.route(w.tables[0], w.b.eni)  # elsewhere; the main table and tables[1] have no route
+    aws.calls.clear()
+    report = claim()
+    names = [a for a, _ in aws.calls]
+    assert report.ok and report.exit_code == 0 and report.outcome == "success"
+    assert set(w.targets().values()) == {w.a.eni}
+    assert actions(report) == {
+        w.main_table: "created",
+        w.tables[0]: "replaced",
+        w.tables[1]: "created",
+    }
+    by_id = {t.id: t for t in report.route_tables}
+    assert by_id[w.tables[0]].before == w.b.eni and by_id[w.tables[0]].after == w.a.eni
+    assert by_id[w.main_table].main and by_id[w.main_table].before is None
+    # round trip 1: the two describes; round trip 2: one write per table; then one verify read
+    assert names[:2] in (
+        ["DescribeRouteTables", "DescribeSubnets"],
+        ["DescribeSubnets", "DescribeRouteTables"],
+    )
+    assert sorted(names[2:5]) == ["CreateRoute", "CreateRoute", "ReplaceRoute"]
+    assert names[5:] == ["DescribeRouteTables"]
+    assert aws.count("DeleteRoute") == 0  # never delete during a claim
+
+
+def test_second_claim_writes_nothing(member_a: World, aws: AwsLike) -> None:
+    assert claim().ok
+    aws.calls.clear()
+    again = claim()
+    assert aws.count("DescribeRouteTables") == 1  # no verify read when nothing was written
+    assert again.ok and set(actions(again).values()) == {"unchanged"}
+    assert aws.writes == []
+
+
+def test_failover_moves_every_route_from_a_to_b(
+    member_a: World, imds: Imds, fake_host: FakeHost
+) -> None:
+    w = member_a
+    assert claim().ok
+    imds.become(w.b, w.vpc_id)
+    fake_host.mac = w.b.mac
+    report = claim()
+    assert report.ok and set(actions(report).values()) == {"replaced"}
+    assert set(w.targets().values()) == {w.b.eni}
+
+
+def test_single_table_vpc(aws: AwsLike, imds: Imds, fake_host: FakeHost) -> None:
+    w = build_world(tables=0)
+    imds.become(w.a, w.vpc_id)
+    fake_host.mac = w.a.mac
+    fake_host.carry()
+    report = claim()
+    assert report.ok and [t.id for t in report.route_tables] == [w.main_table]
+    assert w.target(w.main_table) == w.a.eni
+
+
+def test_selection_by_id_and_tag(aws: AwsLike, imds: Imds, fake_host: FakeHost) -> None:
+    w = build_world(tables=3, tag_first=("mirror-vip", "prod"))
+    imds.become(w.a, w.vpc_id)
+    fake_host.mac = w.a.mac
+    fake_host.carry()
+    by_tag = claim(route_table_tag="mirror-vip=prod")
+    assert by_tag.ok and [t.id for t in by_tag.route_tables] == [w.tables[0]]
+    assert w.targets() == {
+        w.main_table: None,
+        w.tables[0]: w.a.eni,
+        w.tables[1]: None,
+        w.tables[2]: None,
+    }
+    by_id = claim(route_tables=f"{w.tables[2]},{w.main_table}")
+    assert [t.id for t in by_id.route_tables] == [w.tables[2], w.main_table]  # in the given order
+    assert w.target(w.tables[1]) is None
+    both = claim(route_tables=w.tables[1], route_table_tag="mirror-vip=prod", dry_run=True)
+    assert not both.ok and both.route_tables[0].action == "error"
+    assert "with tag mirror-vip=prod" in str(both.route_tables[0].error)
+
+
+def test_table_of_another_vpc_is_never_touched(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    other = build_world(tables=1)
+    report = claim(route_tables=f"{w.tables[0]},{other.tables[0]}")
+    assert report.exit_code == 1 and report.outcome == "partial"
+    assert actions(report) == {w.tables[0]: "created", other.tables[0]: "error"}
+    assert w.vpc_id in str(report.route_tables[1].error)
+    assert other.target(other.tables[0]) is None
+    assert not any(p["RouteTableId"] == other.tables[0] for _, p in aws.writes)
+
+
+def test_multi_eni_instance_targets_the_eni_behind_the_interface(
+    member_a: World, imds: Imds, fake_host: FakeHost
+) -> None:
+    w = member_a
+    second = w.ec2.create_network_interface(SubnetId=w.a.subnet_id)["NetworkInterface"]
+    w.ec2.attach_network_interface(
+        NetworkInterfaceId=second["NetworkInterfaceId"], InstanceId=w.a.instance_id, DeviceIndex=1
+    )
+    mac = second["MacAddress"].lower()
+    imds.paths[f"meta-data/network/interfaces/macs/{mac}/interface-id"] = second[
+        "NetworkInterfaceId"
+    ]
+    imds.paths[f"meta-data/network/interfaces/macs/{mac}/vpc-id"] = w.vpc_id
+    fake_host.mac = mac  # eth0 here is the second ENI
+    report = claim()
+    assert report.ok and report.eni == second["NetworkInterfaceId"]
+    assert set(w.targets().values()) == {second["NetworkInterfaceId"]}
+
+
+def test_one_denied_table_does_not_stop_the_others(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    for table in (w.main_table, *w.tables):
+        w.route(table, w.b.eni)
+    aws.deny.add(("ReplaceRoute", w.tables[1]))
+    report = claim()
+    assert report.exit_code == 1 and report.outcome == "partial"
+    denied = next(t for t in report.route_tables if t.id == w.tables[1])
+    assert denied.action == "error" and "UnauthorizedOperation" in str(denied.error)
+    assert "iam-policy.json" in str(denied.error)
+    assert w.targets() == {w.main_table: w.a.eni, w.tables[0]: w.a.eni, w.tables[1]: w.b.eni}
+
+
+def test_throttling_is_retried(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    aws.throttle = {"DescribeRouteTables": 2, "CreateRoute": 4}
+    report = claim()
+    assert report.ok
+    assert set(w.targets().values()) == {w.a.eni}
+    assert aws.count("CreateRoute") == 3 + 4
+
+
+def test_route_created_by_someone_else_meanwhile_is_replaced(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+
+    def b_creates_first(backend: Any, action: str, params: Dict[str, Any]) -> None:
+        if action == "CreateRoute" and params["RouteTableId"] == w.tables[0]:
+            aws.hooks.clear()
+            backend.create_route(w.tables[0], f"{VIP}/32", interface_id=w.b.eni)
+
+    aws.hooks.append(b_creates_first)
+    report = claim()
+    assert report.ok and actions(report)[w.tables[0]] == "replaced"
+    assert w.target(w.tables[0]) == w.a.eni
+
+
+def test_route_deleted_by_someone_else_meanwhile_is_created(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    w.route(w.tables[0], w.b.eni)
+
+    def b_deletes_first(backend: Any, action: str, params: Dict[str, Any]) -> None:
+        if action == "ReplaceRoute" and params["RouteTableId"] == w.tables[0]:
+            aws.hooks.clear()
+            backend.delete_route(w.tables[0], f"{VIP}/32")
+
+    aws.hooks.append(b_deletes_first)
+    report = claim()
+    assert report.ok and actions(report)[w.tables[0]] == "created"
+    assert w.target(w.tables[0]) == w.a.eni
+
+
+def test_a_stale_verify_read_is_retried_not_reported(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    seen = {"describes": 0}
+
+    def stale_once(backend: Any, action: str, params: Dict[str, Any]) -> None:
+        if action != "DescribeRouteTables":
+            return
+        seen["describes"] += 1
+        table = w.tables[0]
+        if seen["describes"] == 2:  # the first verify read still sees no route
+            backend.delete_route(table, f"{VIP}/32")
+        elif seen["describes"] == 3:  # ... and the next one sees the write
+            aws.hooks.clear()
+            backend.create_route(table, f"{VIP}/32", interface_id=w.a.eni)
+
+    aws.hooks.append(stale_once)
+    report = claim()
+    assert aws.count("DescribeRouteTables") == 3
+    assert report.ok, report.errors
+
+
+def test_a_concurrent_claim_that_wins_is_reported(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+
+    def b_claims_after_us(backend: Any, action: str, params: Dict[str, Any]) -> None:
+        if action == "DescribeRouteTables" and aws.count("CreateRoute") == 3:
+            aws.hooks.clear()
+            backend.replace_route(w.tables[1], f"{VIP}/32", interface_id=w.b.eni)
+
+    aws.hooks.append(b_claims_after_us)
+    report = claim(deadline=2)
+    assert report.exit_code == 1
+    lost = next(t for t in report.route_tables if t.id == w.tables[1])
+    assert lost.action == "error" and lost.after == w.b.eni
+    assert "another member" in str(lost.error)
+
+
+def test_vip_inside_a_subnet_is_refused_before_any_write(member_a: World, aws: AwsLike) -> None:
+    report = claim(vip="10.20.1.200")
+    assert report.exit_code == 2 and report.outcome == "failure"
+    assert "inside subnet" in report.errors[0] and "10.20.1.0/24" in report.errors[0]
+    assert aws.writes == []
+
+
+def test_vip_inside_vpc_cidr_but_outside_subnets_is_claimed(member_a: World) -> None:
+    report = claim(vip="10.20.255.254")
+    assert report.ok
+    assert set(member_a.targets("10.20.255.254").values()) == {member_a.a.eni}
+
+
+def test_vip_not_on_the_interface_is_a_warning(member_a: World, fake_host: FakeHost) -> None:
+    fake_host.addresses.pop()  # drop the eth0:1 alias
+    report = claim(vip=VIP)
+    assert report.ok and report.vip_on_interface is False
+    assert any("not on eth0:1" in w for w in report.warnings)
+    assert set(member_a.targets().values()) == {member_a.a.eni}
+
+
+def test_without_vip_or_alias_nothing_is_done(
+    member_a: World, fake_host: FakeHost, aws: AwsLike
+) -> None:
+    fake_host.addresses.pop()
+    report = claim()
+    assert report.exit_code == 2 and "pass --vip" in report.errors[0]
+    assert aws.calls == []
+
+
+def test_dry_run_changes_nothing(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    w.route(w.tables[0], w.b.eni)
+    aws.calls.clear()
+    report = claim(dry_run=True)
+    assert report.ok and report.dry_run
+    assert actions(report) == {
+        w.main_table: "would-create",
+        w.tables[0]: "would-replace",
+        w.tables[1]: "would-create",
+    }
+    assert aws.writes == []
+    assert w.targets() == {w.main_table: None, w.tables[0]: w.b.eni, w.tables[1]: None}
+
+
+def test_backup_member_refuses_unless_forced(member_a: World, aws: AwsLike) -> None:
+    refused = claim(iris={"role": "backup", "mirror_name": "PROD"})
+    assert refused.exit_code == 2 and "backup" in refused.errors[0]
+    assert aws.calls == []
+    forced = claim(iris={"role": "backup"}, force=True)
+    assert forced.ok and forced.iris == {"role": "backup"}
+
+
+def test_imds_disabled_names_the_settings_to_pass(
+    member_a: World, monkeypatch: pytest.MonkeyPatch, aws: AwsLike
+) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    report = claim()
+    assert report.exit_code == 1 and "pass --eni and --region" in report.errors[0]
+    assert aws.calls == []
+    only_region = claim(region="eu-west-1")
+    assert "pass --eni" in only_region.errors[0] and "--region" not in only_region.errors[0]
+
+
+def test_eni_and_region_given_need_no_imds(
+    member_a: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    w = member_a
+    report = claim(eni=w.b.eni, region="eu-west-1", vip=VIP)
+    assert report.ok and (report.instance_id, report.vpc_id) == (w.b.instance_id, w.vpc_id)
+    assert set(w.targets().values()) == {w.b.eni}
+
+
+def test_permanent_describe_error_is_one_line(member_a: World, aws: AwsLike) -> None:
+    aws.deny.add(("DescribeRouteTables", None))  # type: ignore[arg-type]
+    report = claim()
+    assert report.exit_code == 1 and len(report.errors) == 1
+    assert report.errors[0].startswith("UnauthorizedOperation: not allowed to DescribeRouteTables")
+    assert aws.writes == []

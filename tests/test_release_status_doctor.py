@@ -1,0 +1,140 @@
+"""release, status and doctor against moto made to answer as AWS does."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from mirror_vip import api, settings
+from mirror_vip.report import FAIL, PASS, WARN, Report
+from tests.conftest import VIP, AwsLike, FakeHost, World
+
+
+def chosen(**values: Any) -> settings.Settings:
+    return settings.from_mapping(values)
+
+
+def checks(report: Report) -> Dict[str, str]:
+    return {c.name: c.status for c in report.checks}
+
+
+def test_release_deletes_only_our_routes(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    w.route(w.main_table, w.a.eni)
+    w.route(w.tables[0], w.b.eni)
+    report = api.release(chosen())
+    assert report.ok
+    assert {t.id: t.action for t in report.route_tables} == {
+        w.main_table: "deleted",
+        w.tables[0]: "skipped",
+        w.tables[1]: "unchanged",
+    }
+    assert w.targets() == {w.main_table: None, w.tables[0]: w.b.eni, w.tables[1]: None}
+
+
+def test_release_force_deletes_whatever_the_route_targets(member_a: World) -> None:
+    w = member_a
+    w.route(w.tables[0], w.b.eni)
+    report = api.release(chosen(), force=True)
+    assert report.ok and w.targets() == {w.main_table: None, w.tables[0]: None, w.tables[1]: None}
+
+
+def test_release_dry_run_changes_nothing(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    w.route(w.main_table, w.a.eni)
+    aws.calls.clear()
+    report = api.release(chosen(), dry_run=True)
+    assert report.route_tables[0].action == "would-delete"
+    assert aws.writes == [] and w.target(w.main_table) == w.a.eni
+
+
+def test_release_from_anywhere_with_eni_and_region(
+    member_a: World, fake_host: FakeHost, monkeypatch: Any
+) -> None:
+    """Teardown scripts run off the instance: no IMDS, no eth0."""
+    w = member_a
+    w.route(w.main_table, w.b.eni)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    report = api.release(chosen(vip=VIP, eni=w.b.eni, region="eu-west-1", interface="eth9"))
+    assert report.ok and w.target(w.main_table) is None
+
+
+def test_status_is_read_only_and_complete(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    w.route(w.main_table, w.a.eni)
+    w.route(w.tables[0], w.b.eni)
+    aws.calls.clear()
+    report = api.status(chosen())
+    assert report.ok and aws.writes == []
+    assert (report.instance_id, report.eni, report.vpc_id) == (w.a.instance_id, w.a.eni, w.vpc_id)
+    assert report.vip == VIP and report.vip_on_interface is True
+    assert report.source_dest_check is False
+    assert {t.id: (t.before, t.after) for t in report.route_tables} == {
+        w.main_table: (w.a.eni, w.a.eni),
+        w.tables[0]: (w.b.eni, w.b.eni),
+        w.tables[1]: (None, None),
+    }
+
+
+def test_status_shows_a_blackhole(member_a: World) -> None:
+    w = member_a
+    spare = w.ec2.create_network_interface(SubnetId=w.a.subnet_id)["NetworkInterface"]
+    w.route(w.main_table, spare["NetworkInterfaceId"])
+    w.ec2.delete_network_interface(NetworkInterfaceId=spare["NetworkInterfaceId"])
+    report = api.status(chosen())
+    main = next(t for t in report.route_tables if t.id == w.main_table)
+    # moto keeps the route 'active'; AWS marks it 'blackhole'. The target is shown either way.
+    assert main.after == spare["NetworkInterfaceId"]
+
+
+def test_doctor_all_green(member_a: World, aws: AwsLike) -> None:
+    report = api.doctor(chosen())
+    assert report.ok, report.checks
+    assert checks(report) == {
+        "imds": PASS,
+        "vip_on_interface": PASS,
+        "vip_outside_subnets": PASS,
+        "vip_outside_vpc_cidr": PASS,
+        "source_dest_check": PASS,
+        "route_tables": PASS,
+        "permissions": PASS,
+    }
+    assert aws.count("CreateRoute", "ReplaceRoute", "DeleteRoute") == 9  # 3 probes x 3 tables
+    assert all(str(p["DryRun"]).lower() == "true" for _, p in aws.writes)
+    assert set(member_a.targets().values()) == {None}  # probes changed nothing
+
+
+def test_doctor_finds_what_is_wrong(member_a: World, aws: AwsLike, fake_host: FakeHost) -> None:
+    w = member_a
+    fake_host.addresses.pop()
+    w.ec2.modify_network_interface_attribute(
+        NetworkInterfaceId=w.a.eni, SourceDestCheck={"Value": True}
+    )
+    aws.deny.add(("ReplaceRoute", w.tables[1]))
+    report = api.doctor(chosen(vip="10.20.255.254"))
+    assert report.exit_code == 1
+    found = checks(report)
+    assert found["vip_on_interface"] == FAIL
+    assert found["vip_outside_vpc_cidr"] == WARN
+    assert found["source_dest_check"] == FAIL
+    assert found["permissions"] == FAIL
+    detail = {c.name: c.detail for c in report.checks}
+    assert f"ReplaceRoute on {w.tables[1]}" in detail["permissions"]
+    assert "--no-source-dest-check" in detail["source_dest_check"]
+    assert "ip addr add 10.20.255.254/32 dev eth0 label eth0:1" in detail["vip_on_interface"]
+
+
+def test_doctor_fails_a_vip_inside_a_subnet(member_a: World) -> None:
+    report = api.doctor(chosen(vip="10.20.2.7"))
+    assert report.exit_code == 1 and checks(report)["vip_outside_subnets"] == FAIL
+
+
+def test_doctor_without_imds(member_a: World, monkeypatch: Any) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    report = api.doctor(chosen())
+    assert report.exit_code == 1 and checks(report) == {"imds": FAIL}
+    assert "pass --eni and --region" in report.checks[0].detail
+
+
+def test_doctor_with_no_table_selected(member_a: World) -> None:
+    report = api.doctor(chosen(route_table_tag="nobody=here"))
+    assert checks(report)["route_tables"] == FAIL and "permissions" not in checks(report)
