@@ -15,6 +15,7 @@ from moto import mock_aws
 from moto.ec2.exceptions import EC2ClientError, RouteAlreadyExistsError
 from moto.ec2.responses import EC2Response
 
+import mirror_vip.api
 from mirror_vip import host
 
 REGION = "eu-west-1"
@@ -55,8 +56,8 @@ def _patched_call_action(aws: AwsLike, original: Any) -> Any:
         with aws.lock:
             aws.calls.append((action, params))
             fault = _fault(aws, action, params)
-            for hook in list(aws.hooks):
-                hook(self.ec2_backend, action, params)
+        for hook in list(aws.hooks):
+            hook(self.ec2_backend, action, params)
         if fault is not None:
             status, headers, body = self.serialized(_result(fault))
             headers["status"] = status
@@ -108,6 +109,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsLike]:
     monkeypatch.setattr(
         EC2Response, "call_action", _patched_call_action(recorder, EC2Response.call_action)
     )
+    # In-process moto answers without sockets; opening connections ahead of the writes would
+    # dial the real EC2 endpoint. tests/test_preopen.py covers it against a local server.
+    monkeypatch.setattr(mirror_vip.api, "open_connections", lambda ec2, count: 0)
     with mock_aws():
         yield recorder
 

@@ -3,6 +3,9 @@ how many calls it took."""
 
 from __future__ import annotations
 
+import json
+import threading
+from pathlib import Path
 from typing import Any, Dict
 
 import pytest
@@ -13,7 +16,7 @@ from tests.conftest import VIP, AwsLike, FakeHost, Imds, World, build_world
 
 
 def claim(**values: Any) -> Report:
-    options = {k: values.pop(k) for k in ("dry_run", "force", "iris") if k in values}
+    options = {k: values.pop(k) for k in ("dry_run", "force", "iris", "use_cache") if k in values}
     return api.claim(settings.from_mapping(values), **options)
 
 
@@ -297,3 +300,69 @@ def test_permanent_describe_error_is_one_line(member_a: World, aws: AwsLike) -> 
     assert report.exit_code == 1 and len(report.errors) == 1
     assert report.errors[0].startswith("UnauthorizedOperation: not allowed to DescribeRouteTables")
     assert aws.writes == []
+
+
+# --- the cached table list: a failover claim in one round trip ---------------------------------
+
+
+def test_cached_claim_writes_while_the_describe_is_in_flight(
+    member_a: World, aws: AwsLike, imds: Imds, fake_host: FakeHost, tmp_path: Path
+) -> None:
+    w = member_a
+    cache_file = str(tmp_path / "tables.json")
+    assert claim(cache_file=cache_file).ok  # A claims and remembers the three tables
+    imds.become(w.b, w.vpc_id)
+    fake_host.mac = w.b.mac
+    aws.calls.clear()
+    writes_seen = threading.Event()
+
+    def hold_the_describe(backend: Any, action: str, params: Dict[str, Any]) -> None:
+        if action == "ReplaceRoute" and aws.count("ReplaceRoute") == 3:
+            writes_seen.set()
+        if action == "DescribeRouteTables" and aws.count("DescribeRouteTables") == 1:
+            # the first describe answers only once all three writes have arrived
+            writes_seen.wait(timeout=10)
+
+    aws.hooks.append(hold_the_describe)
+    report = claim(cache_file=cache_file, use_cache=True)
+    assert writes_seen.is_set(), "the writes waited for the describe"
+    assert report.ok and set(actions(report).values()) == {"replaced"}
+    assert set(w.targets().values()) == {w.b.eni}
+    assert aws.count("CreateRoute", "DeleteRoute") == 0
+
+
+def test_cached_claim_drops_a_gone_table_and_claims_a_new_one(
+    member_a: World, aws: AwsLike, tmp_path: Path
+) -> None:
+    w = member_a
+    cache_file = str(tmp_path / "tables.json")
+    assert claim(cache_file=cache_file).ok
+    w.ec2.delete_route(RouteTableId=w.tables[1], DestinationCidrBlock=f"{VIP}/32")
+    w.ec2.delete_route_table(RouteTableId=w.tables[1])
+    newcomer = w.ec2.create_route_table(VpcId=w.vpc_id)["RouteTable"]["RouteTableId"]
+    w.ec2.replace_route(
+        RouteTableId=w.tables[0], DestinationCidrBlock=f"{VIP}/32", NetworkInterfaceId=w.b.eni
+    )
+    report = claim(cache_file=cache_file, use_cache=True)
+    assert report.ok, report.errors
+    assert actions(report) == {
+        w.main_table: "replaced",
+        w.tables[0]: "replaced",
+        newcomer: "created",
+    }
+    assert any(w.tables[1] in warning for warning in report.warnings)
+    assert w.target(newcomer) == w.a.eni and w.target(w.tables[0]) == w.a.eni
+    remembered = json.loads(Path(cache_file).read_text())
+    assert {t["id"] for t in remembered["tables"]} == {w.main_table, w.tables[0], newcomer}
+
+
+def test_cache_for_other_settings_is_ignored(member_a: World, aws: AwsLike, tmp_path: Path) -> None:
+    w = member_a
+    cache_file = str(tmp_path / "tables.json")
+    assert claim(cache_file=cache_file, route_tables=w.tables[0]).ok
+    aws.calls.clear()
+    report = claim(cache_file=cache_file, use_cache=True)  # now: all tables
+    assert report.ok and len(report.route_tables) == 3
+    assert aws.calls[0][0] in ("DescribeRouteTables", "DescribeSubnets")
+    Path(cache_file).write_text("{not json")
+    assert claim(cache_file=cache_file, use_cache=True).ok  # a broken cache is no cache

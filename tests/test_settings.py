@@ -24,6 +24,7 @@ def test_defaults() -> None:
         "region": None,
         "eni": None,
         "deadline": 30.0,
+        "cache_file": None,
     }
 
 
@@ -122,6 +123,8 @@ def test_route_tables_all_and_lists() -> None:
         ("deadline", 99999, "between 1 and"),
         ("deadline", float("nan"), "between 1 and"),
         ("deadline", True, "seconds"),
+        ("cache_file", "relative/path.json", "absolute file path"),
+        ("cache_file", "/var/lib/mirror-vip/", "absolute file path"),
         ("colour", "blue", "unknown setting 'colour'"),
     ],
 )

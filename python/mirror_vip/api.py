@@ -7,21 +7,32 @@ given eni and region), one EC2 client, then the route tables.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterator, List, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import host, imds, routes
-from .aws import Deadline, aws_error, botocore_session, checked, ec2_client, new_session
+from . import cache, host, imds, routes
+from .aws import (
+    MAX_PARALLEL_WRITES,
+    Deadline,
+    aws_error,
+    botocore_session,
+    checked,
+    ec2_client,
+    new_session,
+    open_connections,
+)
 from .doctor import run_checks, source_dest_check
 from .errors import ConfigError, HostError, IdentityError, MirrorVipError
 from .imds import Identity
-from .report import Report
+from .report import CREATED, REPLACED, Report, TableResult
 from .settings import Settings
 
 STANDBY_ROLES = ("backup", "async")
+PREOPEN_GUESS = 4  # connections opened for the writes when no cached list tells how many
 
 
 @dataclass
@@ -40,9 +51,14 @@ def claim(
     *,
     dry_run: bool = False,
     force: bool = False,
+    use_cache: bool = False,
     iris: Optional[Dict[str, Any]] = None,
 ) -> Report:
-    """Point the VIP's route in every selected table at this instance's ENI."""
+    """Point the VIP's route in every selected table at this instance's ENI.
+
+    With use_cache (a failover) and a cached table list, the writes go out at once and the
+    describe runs beside them: one round trip. Otherwise: describe, then writes: two.
+    """
     with _reporting("claim", chosen, iris, dry_run) as report:
         role = str((iris or {}).get("role") or "")
         if role in STANDBY_ROLES and not force:
@@ -57,22 +73,91 @@ def claim(
                 f"here will be dropped until it is added (ip addr add {ctx.settings.vip}/32 "
                 f"dev {ctx.settings.interface} label {ctx.settings.vip_label})"
             )
-        vip, eni = str(ctx.settings.vip), ctx.identity.eni
-        layout = routes.read_layout(
-            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
-        )
-        routes.refuse_if_inside_subnet(vip, layout)
-        report.route_tables = routes.plan_claim(layout.tables, eni)
+        wanted = cache.key(ctx.settings, ctx.identity.vpc_id)
+        known = cache.load(ctx.settings.cache_file, wanted)
+        if use_cache and known and not dry_run:
+            layout = _claim_known_tables(ctx, report, known)
+        else:
+            layout = _claim_after_describe(ctx, report, len(known or ()) or PREOPEN_GUESS)
         report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
         _require_tables(report, chosen)
         if dry_run:
             routes.as_dry_run(report.route_tables)
             return report
-        routes.apply_claim(ctx.ec2, report.route_tables, f"{vip}/32", eni, ctx.deadline)
+        eni = ctx.identity.eni
         routes.verify_claim(
             ctx.ec2, ctx.settings, ctx.identity.vpc_id, report.route_tables, eni, ctx.deadline
         )
+        _remember(ctx, wanted, layout, report)
     return report
+
+
+def _claim_after_describe(ctx: Context, report: Report, preopen: int) -> routes.Layout:
+    """Round trip 1: the describes (and connections opened for the writes); 2: the writes."""
+    vip, eni = str(ctx.settings.vip), ctx.identity.eni
+    with ThreadPoolExecutor(max_workers=1) as side:
+        side.submit(open_connections, ctx.ec2, min(preopen, MAX_PARALLEL_WRITES))
+        layout = routes.read_layout(
+            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
+        )
+    routes.refuse_if_inside_subnet(vip, layout)
+    report.route_tables = routes.plan_claim(layout.tables, eni)
+    if not report.dry_run:
+        routes.apply_claim(ctx.ec2, report.route_tables, f"{vip}/32", eni, ctx.deadline)
+    return layout
+
+
+def _claim_known_tables(
+    ctx: Context, report: Report, known: List[cache.CachedTable]
+) -> routes.Layout:
+    """Round trip 1: every cached table written, the describe beside them. A table the
+    describe no longer shows is dropped; one it shows for the first time is claimed after."""
+    vip, eni = str(ctx.settings.vip), ctx.identity.eni
+    results = [
+        TableResult(id=t.id, main=t.main, action=REPLACED if t.had_route else CREATED)
+        for t in known
+    ]
+    with ThreadPoolExecutor(max_workers=1) as side:
+        described = side.submit(
+            routes.read_layout,
+            ctx.ec2,
+            ctx.settings,
+            ctx.identity.vpc_id,
+            f"{vip}/32",
+            ctx.deadline,
+        )
+        routes.apply_claim(ctx.ec2, results, f"{vip}/32", eni, ctx.deadline)
+        layout = described.result()
+    seen = {t.id: t for t in layout.tables}
+    for r in results:
+        if r.id in seen and seen[r.id].target != eni:
+            r.before = seen[r.id].target  # read beside the write: the old target, if it was first
+    gone = [r.id for r in results if r.id not in seen]
+    if gone:
+        report.warnings.append(f"cached route table(s) gone or deselected: {', '.join(gone)}")
+    report.route_tables = [r for r in results if r.id in seen]
+    new = [t for t in layout.tables if t.id not in {k.id for k in known}]
+    if new:
+        routes.refuse_if_inside_subnet(vip, layout)
+        fresh = routes.plan_claim(new, eni)
+        routes.apply_claim(ctx.ec2, fresh, f"{vip}/32", eni, ctx.deadline)
+        report.route_tables += fresh
+    return layout
+
+
+def _remember(ctx: Context, wanted: Dict[str, Any], layout: routes.Layout, report: Report) -> None:
+    """Save the table list as the claim left it: a table whose route we made has one now."""
+    if routes.subnet_containing(str(ctx.settings.vip), layout.subnets) is not None:
+        return
+    after = {r.id: r.after for r in report.route_tables}
+    cache.save(
+        ctx.settings.cache_file,
+        wanted,
+        [
+            cache.CachedTable(t.id, t.main, after.get(t.id, t.target) is not None)
+            for t in layout.tables
+        ],
+    )
 
 
 def release(

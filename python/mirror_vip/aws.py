@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, TypeVar
 
 import boto3
@@ -166,3 +167,38 @@ def call(fn: Callable[..., T], deadline: Deadline, **params: Any) -> T:
                 raise
             time.sleep(pause)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+
+def open_connections(ec2: Any, count: int) -> int:
+    """Open up to `count` connections to the EC2 endpoint and leave them in the client's pool.
+
+    Run beside the describe, so the parallel writes after it find connections ready and do not
+    each pay a TCP and TLS handshake (two round trips) on the critical path. botocore has no
+    public API for this: we reach its urllib3 pool the way its own `send` does. Best effort:
+    any surprise (a proxy, another botocore layout) makes it a no-op, never an error.
+    """
+    try:
+        url = ec2.meta.endpoint_url
+        http = ec2._endpoint.http_session
+        if http._proxy_config.proxy_url_for(url):
+            return 0
+        pool = http._get_connection_manager(url, None).connection_from_url(url)
+        http._setup_ssl_cert(pool, url, http._verify)
+        idle = [pool._get_conn() for _ in range(max(0, count))]
+    except Exception:
+        return 0
+
+    def connect(conn: Any) -> bool:
+        try:
+            if getattr(conn, "sock", None) is None:
+                conn.connect()
+            return True
+        except Exception:
+            conn.close()
+            return False
+
+    with ThreadPoolExecutor(max_workers=max(1, len(idle))) as pool_threads:
+        opened = sum(pool_threads.map(connect, idle))
+    for conn in idle:
+        pool._put_conn(conn)
+    return opened

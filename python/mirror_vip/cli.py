@@ -30,7 +30,8 @@ that conflicts with the VPC's layout, with nothing changed.
 
 EPILOG = """\
 settings can also come from --config FILE (JSON, same key names: vip, interface, label,
-route_tables, route_table_tag, region, eni, deadline); options given here override it.
+route_tables, route_table_tag, region, eni, deadline, cache_file); options given here
+override it.
 AWS credentials and endpoints come from boto3's standard chain (instance role through IMDSv2,
 AWS_PROFILE, AWS_ENDPOINT_URL ...)."""
 
@@ -75,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--deadline", metavar="SECONDS", help="give up retrying after this long (default 30)"
     )
+    parser.add_argument(
+        "--cache-file",
+        metavar="FILE",
+        help="remember the route-table list here; with --use-cache a claim skips the describe",
+    )
+    parser.add_argument(
+        "--use-cache",
+        action="store_true",
+        help="claim: write the tables listed in --cache-file at once (what a failover runs); "
+        "a table gone or new falls back to the describe",
+    )
     parser.add_argument("--config", metavar="FILE", help="a JSON file of settings")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument(
@@ -110,6 +122,8 @@ def run(args: argparse.Namespace) -> Report:
     options: Dict[str, Any] = {}
     if args.command in ("claim", "release"):
         options = {"dry_run": args.dry_run, "force": args.force}
+    if args.command == "claim":
+        options["use_cache"] = args.use_cache
     try:
         chosen = settings.load(_overrides(args), args.config)
     except MirrorVipError as exc:
@@ -130,5 +144,6 @@ def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
         "region": args.region,
         "eni": args.eni,
         "deadline": args.deadline,
+        "cache_file": args.cache_file,
     }
     return values

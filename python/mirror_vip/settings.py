@@ -35,6 +35,7 @@ KEYS = (
     "region",
     "eni",
     "deadline",
+    "cache_file",
 )
 
 
@@ -50,6 +51,7 @@ class Settings:
     region: Optional[str] = None
     eni: Optional[str] = None
     deadline: float = DEFAULT_DEADLINE
+    cache_file: Optional[str] = None  # where the route-table list is remembered (cache.py)
 
     @property
     def vip_label(self) -> str:
@@ -76,6 +78,7 @@ class Settings:
             "region": self.region,
             "eni": self.eni,
             "deadline": self.deadline,
+            "cache_file": self.cache_file,
         }
 
 
@@ -238,6 +241,18 @@ def validate_deadline(value: Any) -> float:
     return seconds
 
 
+def validate_cache_file(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    text = _text("cache_file", value)
+    if not text.startswith("/") or "\0" in text or text.endswith("/"):
+        raise ConfigError(
+            f"invalid cache_file {text!r}: expected an absolute file path, "
+            "e.g. /usr/irissys/mgr/mirror-vip/route-tables.json"
+        )
+    return text
+
+
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"invalid {key} {value!r}: expected a string")
@@ -264,6 +279,7 @@ def from_mapping(values: Mapping[str, Any]) -> Settings:
         region=validate_region(given.get("region")),
         eni=validate_eni(given.get("eni")),
         deadline=validate_deadline(given.get("deadline")),
+        cache_file=validate_cache_file(given.get("cache_file")),
     )
 
 
