@@ -18,10 +18,21 @@ from .report import Report, render_text, summary
 
 
 def claim(
-    settings_json: str, iris_json: str = "{}", dry_run: bool = False, force: bool = False
+    settings_json: str,
+    iris_json: str = "{}",
+    dry_run: bool = False,
+    force: bool = False,
+    use_cache: bool = False,
 ) -> str:
-    """Point the VIP's route at this member. What NotifyBecomePrimary runs (in a JOB)."""
-    return _run("claim", settings_json, iris_json, dry_run=dry_run, force=force)
+    """Point the VIP's route at this member.
+
+    NotifyBecomePrimary runs it (in a JOB) with use_cache: the route tables listed in the
+    settings' cache_file are written at once. The reconcile task runs it without: describe
+    first, write only what is wrong, refresh the cache.
+    """
+    return _run(
+        "claim", settings_json, iris_json, dry_run=dry_run, force=force, use_cache=use_cache
+    )
 
 
 def release(
