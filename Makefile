@@ -22,13 +22,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
-# iproute2 gives `ip netns` for the simulated VPC; install it when missing and we are root.
+# Debian packages the tests use: iproute2 (`ip netns`, the simulated VPC), netplan.io,
+# network-manager and shellcheck (the host snippets in docs/host are checked with them).
+# Installed when missing and we are root; without them those tests skip and say why.
+SYSDEPS := iproute2 netplan.io network-manager shellcheck
 sysdeps:
-	@if ! command -v ip >/dev/null 2>&1; then \
+	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing iproute2"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \
-	  else echo "note: iproute2 missing and not root: network-namespace tests will be skipped"; fi; \
+	    echo "installing:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+	      || echo "note: could not install$$missing; the tests that need them will skip"; \
+	  else echo "note:$$missing missing and not root: the tests that need them will skip"; fi; \
 	fi
 
 lint: venv

@@ -153,7 +153,7 @@ def validate_interface(value: Any) -> str:
 def validate_label(value: Any, interface: str = DEFAULT_INTERFACE) -> str:
     label = _kernel_name("label", value)
     if not label.startswith(interface):
-        # iproute2 refuses the same: "label must begin with interface name"
+        # our convention (older iproute2 enforced it): labels are named after their interface
         raise ConfigError(
             f"invalid label {label!r}: a label must begin with the interface name "
             f"{interface!r}; pass e.g. --label {interface}:1"
