@@ -2,7 +2,7 @@
 
 JSON strings in, JSON strings out, and never an exception for an expected error: ObjectScript
 would see a %Exception.PythonException with a traceback. Each function is a thin shell over
-`mirror_vip.api`, the same API the command line uses.
+`mirror_vip.api`, the same API the command line uses. Flags arrive from ObjectScript as 0/1.
 
 `iris_json` carries the IRIS side: {"mirror_name": "...", "role": "primary|backup|async|none"}.
 """
@@ -10,9 +10,9 @@ would see a %Exception.PythonException with a traceback. Each function is a thin
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List
 
-from . import api, settings
+from . import routines, settings
 from .errors import EXIT_INCOMPLETE, MirrorVipError
 from .report import Report, render_text, summary
 
@@ -30,15 +30,14 @@ def claim(
     settings' cache_file are written at once. The reconcile task runs it without: describe
     first, write only what is wrong, refresh the cache.
     """
-    return _run(
-        "claim", settings_json, iris_json, dry_run=dry_run, force=force, use_cache=use_cache
-    )
+    flags = {"dry_run": bool(dry_run), "force": bool(force), "use_cache": bool(use_cache)}
+    return _run("claim", settings_json, iris_json, **flags)
 
 
 def release(
     settings_json: str, iris_json: str = "{}", dry_run: bool = False, force: bool = False
 ) -> str:
-    return _run("release", settings_json, iris_json, dry_run=dry_run, force=force)
+    return _run("release", settings_json, iris_json, dry_run=bool(dry_run), force=bool(force))
 
 
 def status(settings_json: str, iris_json: str = "{}") -> str:
@@ -83,6 +82,8 @@ def validate_settings(settings_json: str) -> str:
 
 
 def _run(command: str, settings_json: str, iris_json: str, **options: Any) -> str:
+    from . import api  # boto3 loads here: validation and the installer work without it
+
     report = Report(command=command)
     try:
         iris: Dict[str, Any] = settings.parse_json(iris_json, "IRIS facts")
@@ -102,10 +103,6 @@ def _run(command: str, settings_json: str, iris_json: str, **options: Any) -> st
 # MirrorVip.Installer reads a routine's lines through %Routine, passes them here as a JSON array
 # and writes back the lines it gets. `hook` names the routine kind ("ZMIRROR" or "%ZSTART");
 # `routine` overrides the routine's name (the IRIS unit tests use a scratch routine).
-
-from typing import List  # noqa: E402 - this section's own imports, kept with it
-
-from . import routines  # noqa: E402
 
 
 def routine_install(hook: str, lines_json: str, namespace: str, routine: str = "") -> str:
