@@ -1,0 +1,126 @@
+"""Fixtures and checks shared by the simulation tests (test_fakeaws, test_imds_emulator,
+test_reliability, test_drill). Kept out of conftest.py, which belongs to the core's tests:
+a test module imports what it uses from here.
+
+Fixture names start with `sim_` so they never shadow the core's (`aws`, `world`, `imds`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
+
+import pytest
+
+from sim import netns
+from sim.fabric import Fabric
+from sim.fakeaws import Call, FakeAws
+from sim.world import World, build, point_all
+
+F = TypeVar("F", bound=Callable[..., Any])
+NETNS_UNAVAILABLE = netns.unavailable_reason()
+
+needs_netns = [
+    pytest.mark.netns,
+    pytest.mark.skipif(
+        NETNS_UNAVAILABLE is not None,
+        reason=f"network namespaces unavailable: {NETNS_UNAVAILABLE}",
+    ),
+]  # as a module's `pytestmark`
+
+
+def netns_test(fn: F) -> F:
+    """Mark one test as needing network namespaces (skipped, with the reason, without them)."""
+    for mark in reversed(needs_netns):
+        fn = mark(fn)
+    return fn
+
+
+@pytest.fixture(scope="module")
+def sim_aws() -> Iterator[FakeAws]:
+    """moto's server and our proxy on loopback, for a whole module (reset per test by users)."""
+    aws = FakeAws(seed=11).start()
+    try:
+        yield aws
+    finally:
+        aws.stop()
+
+
+@pytest.fixture
+def sim_clean_aws(sim_aws: FakeAws) -> Iterator[FakeAws]:
+    """The module's fake AWS with moto's state, faults, hooks and record all cleared."""
+    sim_aws.reset()
+    yield sim_aws
+    sim_aws.clear_faults()
+
+
+@pytest.fixture(scope="module")
+def sim_fabric_module(sim_aws: FakeAws) -> Iterator[Fabric]:
+    sim_aws.reset()
+    world = build(sim_aws.ec2, sim_aws.client("cloudformation"))
+    with Fabric(sim_aws, world) as fab:
+        yield fab
+
+
+@pytest.fixture
+def sim_fab(sim_fabric_module: Fabric) -> Iterator[Fabric]:
+    """The fabric with member A primary: every selected table's VIP route on A's ENI, the
+    router on A, IMDS healthy and listening, no faults, an empty call record."""
+    fab = sim_fabric_module
+    reset_fabric(fab)
+    yield fab
+    fab.aws.clear_faults()
+
+
+def reset_fabric(fab: Fabric) -> None:
+    fab.aws.clear_faults()
+    for name in fab.world.members:
+        fab.start_imds(name).heal()
+        fab.start_service(name)
+    point_all(fab.aws.ec2, fab.world, "memberA")
+    fab.sync_router()
+    assert fab.wait_router("memberA", 10.0)
+    fab.aws.clear_calls()
+
+
+# --- checks on the fake AWS's state and record ---------------------------------------------
+
+
+def targets(aws: FakeAws, world: World) -> Dict[str, Optional[str]]:
+    """Where each selected table's VIP route points now (in moto)."""
+    found = aws.routes_to(world.destination, world.vpc_id)
+    return {t: found.get(t) for t in world.tables}
+
+
+def vip_route_count(aws: FakeAws, world: World, table: str) -> int:
+    raw = aws.ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]
+    return sum(1 for r in raw["Routes"] if r.get("DestinationCidrBlock") == world.destination)
+
+
+def assert_all_on(aws: FakeAws, world: World, member: str) -> None:
+    eni = world.members[member].eni
+    now = targets(aws, world)
+    assert now == dict.fromkeys(world.tables, eni), f"not all on {member} ({eni}): {now}"
+
+
+def assert_never_absent(
+    aws: FakeAws, world: World, before: Dict[str, Optional[str]], since: float = 0.0
+) -> None:
+    """From the record: no table that had the VIP route lost it, even for a moment."""
+    windows = aws.no_route_windows(world.destination, before, since)
+    gaps = {t: w for t, w in windows.items() if w}
+    assert not gaps, f"VIP route absent from tables that had one: {gaps}"
+
+
+def by(calls: Sequence[Call], caller: str) -> List[Call]:
+    return [c for c in calls if c.caller == caller]
+
+
+def critical_path(calls: Sequence[Call]) -> int:
+    """The number of round trips one after another: the longest chain of calls in which each
+    starts after the previous one ended. Parallel calls count once."""
+    ordered = sorted(calls, key=lambda c: c.start)
+    depth: List[int] = []
+    for i, call in enumerate(ordered):
+        before = [depth[j] for j in range(i) if ordered[j].end <= call.start]
+        depth.append(1 + max(before, default=0))
+    return max(depth, default=0)

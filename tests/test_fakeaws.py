@@ -1,0 +1,327 @@
+"""The fake AWS (sim.fakeaws): moto over real HTTP behind our fidelity-and-fault proxy.
+
+Each test drives the proxy with plain boto3 (no retries, so every fault is seen as is) and
+checks moto's state straight from moto, and the proxy's call record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, List
+
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+
+from sim.fabric import wait_for
+from sim.fakeaws import Call, CallSummary, FakeAws, Fault
+from tests.sim_fixtures import sim_aws  # noqa: F401 - a fixture
+
+VIP = "192.168.255.10/32"
+
+
+@dataclass
+class Net:
+    aws: FakeAws
+    proxy: Any  # boto3 EC2 client through the proxy
+    vpc: str
+    tables: List[str]
+    eni_a: str
+    eni_b: str
+
+    def target(self, table: str) -> Any:
+        return self.aws.route_target(table, VIP)
+
+
+@pytest.fixture(scope="module")
+def proxy(sim_aws: FakeAws) -> Any:  # noqa: F811 - the imported fixture
+    return sim_aws.client(via_proxy=True)
+
+
+@pytest.fixture
+def net(sim_aws: FakeAws, proxy: Any) -> Iterator[Net]:  # noqa: F811
+    """A VPC of its own in the module's fake AWS (a moto reset costs ~0.5 s: not per test)."""
+    sim_aws.clear_faults()
+    ec2 = sim_aws.ec2
+    vpc = ec2.create_vpc(CidrBlock="10.109.10.0/24")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.109.10.0/26")["Subnet"]["SubnetId"]
+    eni_a = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    eni_b = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    tables = [ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"] for _ in range(2)]
+    for table in tables:
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock=VIP, NetworkInterfaceId=eni_a)
+    sim_aws.clear_calls()
+    yield Net(sim_aws, proxy, vpc, tables, eni_a, eni_b)
+    sim_aws.clear_faults()
+
+
+def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def _status(exc: pytest.ExceptionInfo[ClientError]) -> int:
+    return int(exc.value.response["ResponseMetadata"]["HTTPStatusCode"])
+
+
+def _replace(net: Net, table: str, eni: str, **extra: Any) -> Any:
+    return net.proxy.replace_route(
+        RouteTableId=table, DestinationCidrBlock=VIP, NetworkInterfaceId=eni, **extra
+    )
+
+
+# --- fidelity: answers moto gets wrong --------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["ReplaceRoute", "CreateRoute", "DeleteRoute"])
+def test_dry_run_answers_dry_run_operation_and_changes_nothing(net: Net, action: str) -> None:
+    table = net.tables[0]
+    call = {
+        "ReplaceRoute": lambda: _replace(net, table, net.eni_b, DryRun=True),
+        "CreateRoute": lambda: net.proxy.create_route(
+            RouteTableId=table, DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b, DryRun=True
+        ),
+        "DeleteRoute": lambda: net.proxy.delete_route(
+            RouteTableId=table, DestinationCidrBlock=VIP, DryRun=True
+        ),
+    }[action]
+    with pytest.raises(ClientError) as exc:
+        call()
+    assert _code(exc) == "DryRunOperation"
+    assert _status(exc) == 412
+    assert net.target(table) == net.eni_a
+    assert [c.applied for c in net.aws.calls()] == [None]  # never reached moto
+
+
+def test_dry_run_of_a_denied_action_answers_unauthorized(net: Net) -> None:
+    net.aws.deny("ReplaceRoute", table=net.tables[1])
+    _ok_dry_run(net, net.tables[0])
+    with pytest.raises(ClientError) as exc:
+        _replace(net, net.tables[1], net.eni_b, DryRun=True)
+    assert _code(exc) == "UnauthorizedOperation"
+    assert _status(exc) == 403
+    assert net.target(net.tables[1]) == net.eni_a
+
+
+def _ok_dry_run(net: Net, table: str) -> None:
+    with pytest.raises(ClientError) as exc:
+        _replace(net, table, net.eni_b, DryRun=True)
+    assert _code(exc) == "DryRunOperation"
+
+
+def test_create_route_onto_an_existing_destination_is_refused(net: Net) -> None:
+    with pytest.raises(ClientError) as exc:
+        net.proxy.create_route(
+            RouteTableId=net.tables[0], DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b
+        )
+    assert _code(exc) == "RouteAlreadyExists"
+    assert net.target(net.tables[0]) == net.eni_a  # moto alone would have overwritten it
+
+
+def test_create_route_where_there_is_none_creates_it(net: Net) -> None:
+    net.aws.ec2.delete_route(RouteTableId=net.tables[0], DestinationCidrBlock=VIP)
+    net.proxy.create_route(
+        RouteTableId=net.tables[0], DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b
+    )
+    assert net.target(net.tables[0]) == net.eni_b
+
+
+def test_moto_answers_for_replace_and_delete_of_a_missing_route_pass_through(net: Net) -> None:
+    net.aws.ec2.delete_route(RouteTableId=net.tables[0], DestinationCidrBlock=VIP)
+    with pytest.raises(ClientError) as exc:
+        _replace(net, net.tables[0], net.eni_b)
+    assert _code(exc) == "InvalidParameterValue"
+    assert "CreateRoute" in str(exc.value)
+    with pytest.raises(ClientError) as exc:
+        net.proxy.delete_route(RouteTableId=net.tables[0], DestinationCidrBlock=VIP)
+    assert _code(exc) == "InvalidRoute.NotFound"
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "status"),
+    [("throttle", "RequestLimitExceeded", 503), ("error500", "InternalError", 500)],
+)
+def test_scripted_errors_fire_the_given_number_of_times(
+    net: Net, kind: str, code: str, status: int
+) -> None:
+    fault = net.aws.add_fault(Fault(kind, action="ReplaceRoute", times=2))
+    for _ in range(2):
+        with pytest.raises(ClientError) as exc:
+            _replace(net, net.tables[0], net.eni_b)
+        assert (_code(exc), _status(exc)) == (code, status)
+        assert net.target(net.tables[0]) == net.eni_a
+    _replace(net, net.tables[0], net.eni_b)
+    assert net.target(net.tables[0]) == net.eni_b
+    assert fault.fired == 2
+    assert [(c.status, c.code) for c in net.aws.calls("ReplaceRoute")] == [
+        (status, code),
+        (status, code),
+        (200, None),
+    ]
+
+
+def test_skip_lets_the_first_matches_through(net: Net) -> None:
+    net.aws.add_fault(Fault("throttle", action="ReplaceRoute", skip=1, times=1))
+    _replace(net, net.tables[0], net.eni_b)
+    with pytest.raises(ClientError):
+        _replace(net, net.tables[1], net.eni_b)
+    assert [c.fault for c in net.aws.calls("ReplaceRoute")] == [None, "throttle"]
+
+
+def test_a_dropped_connection_changes_nothing(net: Net) -> None:
+    net.aws.add_fault(Fault("drop", action="ReplaceRoute", times=1))
+    with pytest.raises(ConnectionClosedError):
+        _replace(net, net.tables[0], net.eni_b)
+    assert net.target(net.tables[0]) == net.eni_a
+    (call,) = net.aws.calls("ReplaceRoute")
+    assert (call.status, call.applied, call.landed) == (0, None, False)
+
+
+def test_a_connection_dropped_after_the_write_leaves_the_write_applied(net: Net) -> None:
+    net.aws.add_fault(Fault("drop_after", action="ReplaceRoute", times=1))
+    with pytest.raises(ConnectionClosedError):
+        _replace(net, net.tables[0], net.eni_b)
+    assert net.target(net.tables[0]) == net.eni_b
+    (call,) = net.aws.calls("ReplaceRoute")
+    assert call.landed and call.status == 0
+
+
+def test_a_hung_call_times_the_client_out_and_is_never_forwarded(net: Net) -> None:
+    net.aws.add_fault(Fault("hang", action="ReplaceRoute", times=1, seconds=30))
+    impatient = net.aws.client(via_proxy=True, read_timeout=0.3, connect_timeout=1)
+    with pytest.raises(ReadTimeoutError):
+        impatient.replace_route(
+            RouteTableId=net.tables[0], DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b
+        )
+    net.aws.clear_faults()  # ends the hold at once
+    (call,) = net.aws.calls("ReplaceRoute")
+    assert wait_for(lambda: call.end > 0, 5.0), "the hold did not end"
+    assert call.applied is None and net.target(net.tables[0]) == net.eni_a
+
+
+def test_clear_faults_drops_a_call_held_by_latency_unforwarded(net: Net) -> None:
+    net.aws.set_latency("ReplaceRoute", 30)
+    impatient = net.aws.client(via_proxy=True, read_timeout=0.3, connect_timeout=1)
+    with pytest.raises(ReadTimeoutError):
+        impatient.replace_route(
+            RouteTableId=net.tables[0], DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b
+        )
+    net.aws.clear_faults()
+    (call,) = net.aws.calls("ReplaceRoute")
+    assert wait_for(lambda: call.end > 0, 5.0)
+    assert call.applied is None and net.target(net.tables[0]) == net.eni_a
+
+
+def test_a_slow_answer_times_the_client_out_but_the_write_landed(net: Net) -> None:
+    net.aws.add_fault(Fault("slow", action="ReplaceRoute", times=1, seconds=1.5))
+    impatient = net.aws.client(via_proxy=True, read_timeout=0.3, connect_timeout=1)
+    with pytest.raises(ReadTimeoutError):
+        impatient.replace_route(
+            RouteTableId=net.tables[0], DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b
+        )
+    assert net.target(net.tables[0]) == net.eni_b
+    (call,) = net.aws.calls("ReplaceRoute")
+    assert call.landed and call.applied is not None and call.applied - call.start < 0.3
+
+
+def test_latency_delays_the_call_before_moto_sees_it(net: Net) -> None:
+    net.aws.set_latency("DescribeRouteTables", 0.2)
+    net.proxy.describe_route_tables(RouteTableIds=[net.tables[0]])
+    _replace(net, net.tables[0], net.eni_b)
+    slow, fast = net.aws.calls("DescribeRouteTables")[0], net.aws.calls("ReplaceRoute")[0]
+    assert slow.applied is not None and slow.applied - slow.start >= 0.2
+    assert fast.applied is not None and fast.applied - fast.start < 0.2
+    assert slow.fault == "latency" and fast.fault is None
+
+
+def test_deny_one_table_refuses_it_and_only_it(net: Net) -> None:
+    net.aws.deny("ReplaceRoute", table=net.tables[1])
+    _replace(net, net.tables[0], net.eni_b)
+    with pytest.raises(ClientError) as exc:
+        _replace(net, net.tables[1], net.eni_b)
+    assert _code(exc) == "UnauthorizedOperation"
+    assert net.tables[1] in str(exc.value)
+    assert (net.target(net.tables[0]), net.target(net.tables[1])) == (net.eni_b, net.eni_a)
+
+
+def test_probabilistic_faults_follow_the_seed() -> None:
+    def fired(seed: int) -> List[bool]:
+        aws = FakeAws(seed=seed)
+        fault = aws.add_fault(Fault("throttle", probability=0.5))
+        outcome = []
+        for i in range(40):
+            before = fault.fired
+            aws._pick_faults(Call(seq=i, action="ReplaceRoute", params={}, start=0.0))
+            outcome.append(fault.fired > before)
+        return outcome
+
+    assert fired(3) == fired(3)
+    assert fired(3) != fired(4)
+    assert 5 < sum(fired(3)) < 35
+
+
+# --- the record and the hooks ----------------------------------------------------------------
+
+
+def test_the_record_has_action_params_caller_times_and_status(net: Net) -> None:
+    net.proxy.describe_route_tables()
+    _replace(net, net.tables[0], net.eni_b)
+    describe, replace = net.aws.calls()
+    assert (describe.action, replace.action) == ("DescribeRouteTables", "ReplaceRoute")
+    assert replace.params["RouteTableId"] == net.tables[0]
+    assert (replace.table, replace.destination, replace.target) == (net.tables[0], VIP, net.eni_b)
+    assert replace.caller == "AKIDSIMSETUP00000000" and replace.region == net.aws.region
+    assert describe.start <= describe.end <= replace.start <= replace.end
+    assert replace.is_write and replace.landed and not describe.is_write
+    summary = CallSummary.of(net.aws.calls())
+    assert (summary.round_trips, summary.writes) == (2, 1)
+
+
+def test_no_route_windows_come_from_the_record(net: Net) -> None:
+    before = net.aws.routes_to(VIP, net.vpc)
+    since = 0.0
+    table = net.tables[0]
+    net.proxy.delete_route(RouteTableId=table, DestinationCidrBlock=VIP)
+    net.proxy.create_route(
+        RouteTableId=table, DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b
+    )
+    _replace(net, net.tables[1], net.eni_b)
+    windows = net.aws.no_route_windows(VIP, before, since)
+    (gone,) = windows[table]
+    assert gone[1] is not None and gone[0] < gone[1]
+    assert windows[net.tables[1]] == []
+    history = net.aws.route_history(table, VIP)
+    assert [target for _, target in history] == [None, net.eni_b]
+
+
+def test_write_hook_sees_landed_writes_in_order_and_before_hook_can_interfere(net: Net) -> None:
+    seen: List[str] = []
+    net.aws.on_write(lambda call: seen.append(f"{call.action}:{call.target}"))
+    doomed = net.tables[1]
+
+    def delete_doomed(call: Call) -> None:
+        if call.table == doomed:
+            net.aws.ec2.delete_route_table(RouteTableId=doomed)
+
+    net.aws.before_forward(delete_doomed)
+    try:
+        _replace(net, net.tables[0], net.eni_b)
+        with pytest.raises(ClientError) as exc:
+            _replace(net, doomed, net.eni_b)
+        assert _code(exc) == "InvalidRouteTableID.NotFound"
+    finally:
+        net.aws.remove_hook(delete_doomed)
+    net.proxy.delete_route(RouteTableId=net.tables[0], DestinationCidrBlock=VIP)
+    assert seen == [f"ReplaceRoute:{net.eni_b}", "DeleteRoute:None"]
+
+
+def test_reset_forgets_state_faults_and_record(sim_aws: FakeAws) -> None:  # noqa: F811
+    """Last in the module: the others share the module's moto state."""
+    sim_aws.add_fault(Fault("throttle"))
+    sim_aws.ec2.create_vpc(CidrBlock="10.1.0.0/16")
+    sim_aws.reset()
+    client = sim_aws.client(via_proxy=True)
+    found = client.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.1.0.0/16"]}])
+    assert found["Vpcs"] == []
+    assert [c.status for c in sim_aws.calls()] == [200]
