@@ -85,9 +85,11 @@ def claim(
             routes.as_dry_run(report.route_tables)
             return report
         eni = ctx.identity.eni
-        routes.verify_claim(
+        unverified = routes.verify_claim(
             ctx.ec2, ctx.settings, ctx.identity.vpc_id, report.route_tables, eni, ctx.deadline
         )
+        if unverified:
+            report.warnings.append(unverified)
         _remember(ctx, wanted, layout, report)
     return report
 

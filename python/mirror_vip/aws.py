@@ -1,8 +1,11 @@
 """The EC2 client, its retries, and what an AWS error means for us.
 
-Retries live here and only here: botocore's `standard` mode retries each call a few times
-(throttling, 5xx, connection errors, with its own backoff and retry quota), and `call` keeps
-retrying transient failures that outlast those attempts until the operation's deadline.
+Retries live here and only here, in `call`: transient failures (throttling, 5xx, connection
+errors, timeouts) are retried with jittered exponential backoff until the operation's
+deadline. botocore knows no deadline: with its own retries on as well, each of our attempts
+could run three of its, and a claim against an EC2 that stopped answering overran its
+deadline by half. So botocore is configured for one attempt per call (its `standard` mode's
+error handling otherwise), and its timeouts are sized from the deadline.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from .errors import AwsError
 # 32 concurrent writes fit in one burst with room to spare for other tools, and keep the
 # writes to one round trip for up to 32 route tables.
 MAX_PARALLEL_WRITES = 32
-ATTEMPTS_PER_CALL = 3
+ATTEMPTS_PER_CALL = 1  # botocore's; ours are in `call`
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 2.0
 
@@ -45,6 +48,11 @@ TRANSIENT_CODES = frozenset(
         "Unavailable",
         "RequestTimeout",
         "RequestTimeoutException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "EC2ThrottledException",
+        "PriorRequestNotComplete",
+        "BandwidthLimitExceeded",
     }
 )
 CONNECTION_ERRORS = (

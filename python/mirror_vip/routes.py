@@ -253,40 +253,48 @@ def verify_claim(
     results: List[TableResult],
     eni: str,
     deadline: Deadline,
-) -> List[str]:
+) -> Optional[str]:
     """Read back the tables we wrote. A stale read is retried briefly; what still points
-    elsewhere after that is reported (another member may have claimed at the same time)."""
+    elsewhere after that is reported (another member may have claimed at the same time).
+
+    Tables whose write failed are read too: a write whose answer was lost (a read timeout,
+    a dropped connection) may have landed, and then the table is switched, not failed.
+    Returns a warning when the read itself failed: the writes' own results then stand.
+    """
     written = [r for r in results if r.action in (REPLACED, CREATED)]
-    if not written:
-        return []
+    doubtful = [r for r in results if r.action == ERROR and r.before != eni]
+    if not written and not doubtful:
+        return None
     destination = f"{chosen.vip}/32"
-    ids = tuple(r.id for r in written)
-    scoped = Settings(vip=chosen.vip, route_tables=ids)
+    scoped = Settings(vip=chosen.vip, route_tables=tuple(r.id for r in written + doubtful))
     window = Deadline(min(VERIFY_WINDOW_S, deadline.remaining()))
     pause = 0.1
-    while True:
-        tables, _ = read_tables(ec2, scoped, vpc_id, destination, deadline)
-        seen = {t.id: t for t in tables}
-        wrong = [r for r in written if r.id not in seen or seen[r.id].target != eni]
-        if not wrong or window.remaining() <= pause:
-            break
-        time.sleep(pause)
-        pause = min(pause * 2, 1.0)
-    problems = []
+    try:
+        while True:
+            tables, _ = read_tables(ec2, scoped, vpc_id, destination, deadline)
+            seen = {t.id: t for t in tables}
+            wrong = [r for r in written if r.id not in seen or seen[r.id].target != eni]
+            if not wrong or window.remaining() <= pause:
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+    except AwsError as exc:
+        return f"could not verify the writes ({exc}); run status to see where the routes point"
+    for r in doubtful:
+        if r.id in seen and seen[r.id].target == eni:
+            r.action = CREATED if r.before is None else REPLACED
+            r.after, r.error, r.state = eni, None, seen[r.id].state
     for r in wrong:
         table = seen.get(r.id)
-        now = table.target if table else None
-        r.after = now
-        if table is None:
-            r.action, r.error = ERROR, f"route table {r.id} disappeared during the claim"
-        else:
-            r.action = ERROR
-            r.error = (
-                f"after the claim the VIP route points at {now or 'nothing'}, not {eni}; "
-                "another member may have claimed at the same time: run status on the primary"
-            )
-        problems.append(r.id)
-    return problems
+        r.after = table.target if table else None
+        r.action = ERROR
+        r.error = (
+            f"route table {r.id} disappeared during the claim"
+            if table is None
+            else f"after the claim the VIP route points at {r.after or 'nothing'}, not {eni}; "
+            "another member may have claimed at the same time: run status on the primary"
+        )
+    return None
 
 
 # --- release -------------------------------------------------------------------------------
