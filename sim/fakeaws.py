@@ -13,6 +13,10 @@ The proxy
   read timeout (the change *is* applied), UnauthorizedOperation for one route table;
 - records every call (action, parameters, caller, start / applied / end times, status, error
   code) so tests count round trips and writes, and reconstruct each table's route history;
+- models TLS connection set-up (off by default): with `handshake_s`, each new client connection
+  waits that long before its first request is read, as a TLS handshake done in `connect()`
+  would; a connection opened early (aws.open_connections) has paid it by the time it is used.
+  Every connection is recorded (`connections()`);
 - calls `on_write` hooks the moment a route write has landed in moto, in the order moto applied
   the writes to each table (writes to one table are serialised, as AWS does), which is how the
   simulated router follows the route table.
@@ -23,6 +27,7 @@ Use:
     aws.add_fault(Fault("throttle", action="ReplaceRoute", times=2))
     ... point the product at aws.endpoint (AWS_ENDPOINT_URL) ...
     aws.calls("ReplaceRoute"); aws.route_target("rtb-...", "10.9.0.10/32"); aws.stop()
+    FakeAws(handshake_s=0.1)         # or aws.set_handshake(0.1): TLS set-up per new connection
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class Call:
     status: int = 0  # HTTP status sent to the client; 0 when none was sent
     code: Optional[str] = None  # AWS error code sent (or that moto gave), None on success
     fault: Optional[str] = None  # the fault injected into this call, if any
+    connection: Optional[int] = None  # which client connection carried it (its `seq`)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +116,16 @@ class Call:
         if self.dry_run:
             what += " (dry run)"
         return what
+
+
+@dataclass
+class Connection:
+    """One client connection the proxy accepted (time.monotonic(), like Call's times)."""
+
+    seq: int  # 1, 2, ... in the order the proxy accepted them (Call.connection refers to it)
+    opened: float  # accepted: the client's connect() (TCP) had completed
+    ready: float = 0.0  # the modelled handshake was over: its requests could be read from here
+    peer: Optional[str] = None
 
 
 @dataclass
@@ -160,8 +176,11 @@ CallHook = Callable[[Call], None]
 class FakeAws:
     """moto server + our proxy. `start()` returns self; `stop()` is safe to call twice."""
 
-    def __init__(self, region: str = "eu-west-1", seed: int = 0) -> None:
+    def __init__(self, region: str = "eu-west-1", seed: int = 0, handshake_s: float = 0.0) -> None:
         self.region = region
+        self.handshake_s = handshake_s  # modelled TLS set-up per new connection (set_handshake)
+        self._connections: List[Connection] = []
+        self._accepted = 0  # connections ever accepted: numbers them
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._table_locks: Dict[str, threading.Lock] = {}
@@ -238,6 +257,7 @@ class FakeAws:
         with self._lock:
             self._faults.clear()
             self._calls.clear()
+            self._connections.clear()
             self._write_hooks.clear()
             self._before_hooks.clear()
 
@@ -278,6 +298,11 @@ class FakeAws:
     def deny(self, action: str = "*", table: Optional[str] = None) -> Fault:
         """UnauthorizedOperation for ACTION (on TABLE only, when given), dry runs included."""
         return self.add_fault(Fault("deny", action=action, table=table))
+
+    def set_handshake(self, seconds: float) -> None:
+        """Model TLS set-up: every connection opened from now on waits SECONDS (at most
+        MAX_HOLD_S) before its first request is read; later requests on it do not wait."""
+        self.handshake_s = max(0.0, float(seconds))
 
     def clear_faults(self) -> None:
         """Remove every fault, and end every hold still running: a call held by `latency` or
@@ -322,6 +347,12 @@ class FakeAws:
     def clear_calls(self) -> None:
         with self._lock:
             self._calls.clear()
+            self._connections.clear()
+
+    def connections(self, since: float = 0.0) -> List[Connection]:
+        """Client connections accepted (at or after SINCE), in the order they were opened."""
+        with self._lock:
+            return [c for c in self._connections if c.opened >= since]
 
     def route_history(
         self, table: str, destination: str, since: float = 0.0
@@ -389,6 +420,22 @@ class FakeAws:
         return _route_target(found[0], destination) if found else None
 
     # --- the proxy's work (called by the handler) -----------------------------------------------
+
+    def handshake(self, handler: _ProxyHandler) -> None:
+        """A new connection: record it, then hold it for the modelled TLS handshake."""
+        conn = Connection(
+            seq=0,
+            opened=time.monotonic(),
+            peer=handler.client_address[0] if handler.client_address else None,
+        )
+        with self._lock:
+            self._accepted += 1
+            conn.seq = self._accepted
+            self._connections.append(conn)
+        handler.connection_seq = conn.seq
+        if self.handshake_s > 0:
+            self._stopping.wait(min(self.handshake_s, MAX_HOLD_S))
+        conn.ready = time.monotonic()
 
     def _record(self, call: Call) -> None:
         with self._lock:
@@ -470,6 +517,7 @@ class FakeAws:
             caller=caller,
             region=region,
             peer=handler.client_address[0] if handler.client_address else None,
+            connection=handler.connection_seq,
         )
         self._record(call)
         try:
@@ -616,6 +664,7 @@ def _denied(fake: FakeAws, call: Call) -> str:
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 drops the SYNs of 32 parallel writes (1 s stalls)
     fake: FakeAws
 
 
@@ -623,6 +672,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
     disable_nagle_algorithm = True  # else headers and body meet delayed ACK: 40 ms stalls
     server: _ProxyServer
+    connection_seq: Optional[int] = None
+
+    def setup(self) -> None:
+        """Per connection, before its first request is read: the modelled TLS handshake."""
+        super().setup()
+        self.server.fake.handshake(self)
 
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)

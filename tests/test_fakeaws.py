@@ -6,12 +6,14 @@ checks moto's state straight from moto, and the proxy's call record.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator, List
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
+from mirror_vip.aws import open_connections
 from sim.fabric import wait_for
 from sim.fakeaws import Call, CallSummary, FakeAws, Fault
 from tests.sim_fixtures import sim_aws  # noqa: F401 - a fixture
@@ -233,6 +235,48 @@ def test_latency_delays_the_call_before_moto_sees_it(net: Net) -> None:
     assert slow.applied is not None and slow.applied - slow.start >= 0.2
     assert fast.applied is not None and fast.applied - fast.start < 0.2
     assert slow.fault == "latency" and fast.fault is None
+
+
+HANDSHAKE_S = 0.4
+
+
+def test_handshake_holds_a_new_connections_first_request_only(net: Net) -> None:
+    fresh = net.aws.client(via_proxy=True)  # a pool of its own: no connection open yet
+    net.aws.set_handshake(HANDSHAKE_S)
+    try:
+        since = time.monotonic()
+        fresh.describe_route_tables(RouteTableIds=[net.tables[0]])
+        first_done = time.monotonic()
+        fresh.describe_route_tables(RouteTableIds=[net.tables[0]])
+        second_done = time.monotonic()
+    finally:
+        net.aws.set_handshake(0.0)
+    (conn,) = net.aws.connections(since)  # both requests on one kept-alive connection
+    first, second = net.aws.calls("DescribeRouteTables", since)
+    assert first.start >= conn.ready >= conn.opened + HANDSHAKE_S
+    assert first_done - since >= HANDSHAKE_S
+    assert second_done - first_done < HANDSHAKE_S  # no second handshake (a loose bound)
+    assert second.start >= first.end
+    assert first.connection == second.connection == conn.seq
+
+
+def test_a_connection_opened_early_has_paid_the_handshake_when_used(net: Net) -> None:
+    fresh = net.aws.client(via_proxy=True, max_pool_connections=4)
+    net.aws.set_handshake(HANDSHAKE_S)
+    try:
+        since = time.monotonic()
+        assert open_connections(fresh, 2) == 2
+        assert wait_for(lambda: sum(c.ready > 0 for c in net.aws.connections(since)) == 2, 5.0)
+        used = time.monotonic()
+        fresh.describe_route_tables(RouteTableIds=[net.tables[0]])
+        done = time.monotonic()
+    finally:
+        net.aws.set_handshake(0.0)
+    opened = net.aws.connections(since)
+    assert len(opened) == 2  # the call used one of them: none new
+    (call,) = net.aws.calls("DescribeRouteTables", since)
+    assert call.connection in {c.seq for c in opened}
+    assert done - used < HANDSHAKE_S
 
 
 def test_deny_one_table_refuses_it_and_only_it(net: Net) -> None:
