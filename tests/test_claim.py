@@ -366,3 +366,23 @@ def test_cache_for_other_settings_is_ignored(member_a: World, aws: AwsLike, tmp_
     assert aws.calls[0][0] in ("DescribeRouteTables", "DescribeSubnets")
     Path(cache_file).write_text("{not json")
     assert claim(cache_file=cache_file, use_cache=True).ok  # a broken cache is no cache
+
+
+def test_describes_follow_next_token() -> None:
+    from mirror_vip.aws import Deadline
+    from mirror_vip.routes import all_pages
+
+    pages = {
+        None: {"RouteTables": [{"RouteTableId": "a"}], "NextToken": "t1"},
+        "t1": {"RouteTables": [{"RouteTableId": "b"}]},
+    }
+    seen = []
+
+    def describe(**params: Any) -> Dict[str, Any]:
+        seen.append(params.get("NextToken"))
+        return pages[params.get("NextToken")]
+
+    items = all_pages(
+        describe, "RouteTables", Deadline(5), "DescribeRouteTables", "vpc-1", Filters=[]
+    )
+    assert [i["RouteTableId"] for i in items] == ["a", "b"] and seen == [None, "t1"]

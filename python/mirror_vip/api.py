@@ -6,6 +6,7 @@ given eni and region), one EC2 client, then the route tables.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,7 +23,6 @@ from .aws import (
     botocore_session,
     checked,
     ec2_client,
-    new_session,
     open_connections,
 )
 from .doctor import run_checks, source_dest_check
@@ -32,7 +32,10 @@ from .report import CREATED, REPLACED, Report, TableResult
 from .settings import Settings
 
 STANDBY_ROLES = ("backup", "async")
-PREOPEN_GUESS = 4  # connections opened for the writes when no cached list tells how many
+# Connections opened for the writes when no remembered list tells how many tables there are:
+# as many as a claim may write at once, so no write waits for a TLS handshake after the
+# describe (fewer cost a second handshake round on the critical path once N exceeds them).
+PREOPEN_GUESS = MAX_PARALLEL_WRITES
 
 
 @dataclass
@@ -99,9 +102,7 @@ def _claim_after_describe(ctx: Context, report: Report, preopen: int) -> routes.
     vip, eni = str(ctx.settings.vip), ctx.identity.eni
     with ThreadPoolExecutor(max_workers=1) as side:
         side.submit(open_connections, ctx.ec2, min(preopen, MAX_PARALLEL_WRITES))
-        layout = routes.read_layout(
-            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
-        )
+        layout = _read_layout(ctx)
     routes.refuse_if_inside_subnet(vip, layout)
     report.route_tables = routes.plan_claim(layout.tables, eni)
     if not report.dry_run:
@@ -119,16 +120,13 @@ def _claim_known_tables(
         TableResult(id=t.id, main=t.main, action=REPLACED if t.had_route else CREATED)
         for t in known
     ]
+    sent = _WritesSent(ctx.ec2, len(results))
     with ThreadPoolExecutor(max_workers=1) as side:
-        described = side.submit(
-            routes.read_layout,
-            ctx.ec2,
-            ctx.settings,
-            ctx.identity.vpc_id,
-            f"{vip}/32",
-            ctx.deadline,
-        )
-        routes.apply_claim(ctx.ec2, results, f"{vip}/32", eni, ctx.deadline)
+        described = side.submit(_read_layout, ctx, sent.done)
+        try:
+            routes.apply_claim(ctx.ec2, results, f"{vip}/32", eni, ctx.deadline)
+        finally:
+            sent.close()
         layout = described.result()
     seen = {t.id: t for t in layout.tables}
     for r in results:
@@ -145,6 +143,44 @@ def _claim_known_tables(
         routes.apply_claim(ctx.ec2, fresh, f"{vip}/32", eni, ctx.deadline)
         report.route_tables += fresh
     return layout
+
+
+def _read_layout(ctx: Context, after: Optional[threading.Event] = None) -> routes.Layout:
+    """The describe round trip, once AFTER is set (when given)."""
+    if after is not None:
+        after.wait(ctx.deadline.remaining())
+    destination = f"{ctx.settings.vip}/32"
+    return routes.read_layout(ctx.ec2, ctx.settings, ctx.identity.vpc_id, destination, ctx.deadline)
+
+
+class _WritesSent:
+    """`done` is set once `count` route writes have been handed to the HTTP layer (botocore's
+    before-send event), or on close. The describe beside the writes waits for it: its CPU
+    work (building requests, loading the paginator model) would otherwise hold the GIL while
+    the writes are still being built and signed, and delay them."""
+
+    EVENTS = ("before-send.ec2.ReplaceRoute", "before-send.ec2.CreateRoute")
+
+    def __init__(self, ec2: Any, count: int) -> None:
+        self._ec2 = ec2
+        self._left = count
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        if count <= 0:
+            self.done.set()
+        for event in self.EVENTS:
+            ec2.meta.events.register(event, self._sent)
+
+    def _sent(self, **_: Any) -> None:  # a handler that returns None lets the send proceed
+        with self._lock:
+            self._left -= 1
+            if self._left <= 0:
+                self.done.set()
+
+    def close(self) -> None:
+        self.done.set()
+        for event in self.EVENTS:
+            self._ec2.meta.events.unregister(event, self._sent)
 
 
 def _remember(ctx: Context, wanted: Dict[str, Any], layout: routes.Layout, report: Report) -> None:
@@ -271,11 +307,10 @@ def _context(chosen: Settings, report: Report) -> Context:
     if addresses is not None:
         report.vip_on_interface = host.has_address(addresses, str(chosen.vip))
     core = botocore_session()
-    session = new_session(core, chosen.region)
     identity = _identity(chosen, core, deadline)
     report.instance_id, report.eni = identity.instance_id, identity.eni
     report.vpc_id, report.region = identity.vpc_id, identity.region
-    ec2 = ec2_client(session, identity.region, chosen.deadline)
+    ec2 = ec2_client(core, identity.region, chosen.deadline)
     if identity.vpc_id == "":
         identity = _identity_from_eni(ec2, identity, deadline)
         report.instance_id, report.vpc_id = identity.instance_id, identity.vpc_id

@@ -11,11 +11,11 @@ error handling otherwise), and its timeouts are sized from the deadline.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Dict, Optional, TypeVar
 
-import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
@@ -26,6 +26,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from botocore.loaders import Loader, create_loader
 
 from .errors import AwsError
 
@@ -33,6 +34,7 @@ from .errors import AwsError
 # 32 concurrent writes fit in one burst with room to spare for other tools, and keep the
 # writes to one round trip for up to 32 route tables.
 MAX_PARALLEL_WRITES = 32
+PARALLEL_READS = 2  # a claim's describes (route tables, subnets) run side by side
 ATTEMPTS_PER_CALL = 1  # botocore's; ours are in `call`
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 2.0
@@ -87,29 +89,45 @@ class Deadline:
 
 
 def client_config(deadline_s: float) -> Config:
-    """Timeouts sized so a few attempts fit in the deadline; a pool as wide as our writes."""
+    """Timeouts sized so a few attempts fit in the deadline; a pool as wide as our calls."""
     return Config(
         retries={"mode": "standard", "total_max_attempts": ATTEMPTS_PER_CALL},
         connect_timeout=min(3.0, max(0.5, deadline_s / 10)),
         read_timeout=min(10.0, max(1.0, deadline_s / 4)),
-        max_pool_connections=MAX_PARALLEL_WRITES,
+        # the writes and, beside them, the describes: none of their connections is discarded
+        max_pool_connections=MAX_PARALLEL_WRITES + PARALLEL_READS,
     )
 
 
+_LOADERS: Dict[Optional[str], Loader] = {}
+_LOADERS_LOCK = threading.Lock()
+
+
 def botocore_session() -> botocore.session.Session:
-    return botocore.session.get_session()
+    """A new botocore session that shares this process's data loader.
+
+    The loader holds the parsed service models (EC2's is ~4 MB of JSON, and finding it walks
+    botocore's data directories): ~100 ms of CPU to build each time. A fresh session would
+    build its own; sharing it makes every claim after the first in a long-lived process (the
+    reconcile task) skip that. One loader per AWS_DATA_PATH, exactly as the session would
+    have made it; it is only ever read after loading.
+    """
+    core = botocore.session.get_session()
+    data_path = core.get_config_variable("data_path")
+    with _LOADERS_LOCK:
+        loader = _LOADERS.get(data_path)
+        if loader is None:
+            loader = _LOADERS[data_path] = create_loader(data_path)
+    core.register_component("data_loader", loader)
+    return core
 
 
-def new_session(
-    core: botocore.session.Session, region: Optional[str] = None
-) -> boto3.session.Session:
-    """The standard credential chain (env, profile, instance role through IMDS)."""
-    return boto3.session.Session(botocore_session=core, region_name=region)
-
-
-def ec2_client(session: boto3.session.Session, region: str, deadline_s: float) -> Any:
-    # AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EC2 are applied by boto3 itself (1.28+).
-    return session.client("ec2", region_name=region, config=client_config(deadline_s))
+def ec2_client(core: botocore.session.Session, region: str, deadline_s: float) -> Any:
+    """The EC2 client, made by botocore's session as boto3.client makes it. boto3 itself is not
+    imported: what it adds (resources, S3 transfers) a claim never uses, and its import costs
+    ~20 ms of every cold start. Credentials come from botocore's standard chain (environment,
+    profile, instance role through IMDS); AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EC2 apply."""
+    return core.create_client("ec2", region_name=region, config=client_config(deadline_s))
 
 
 def error_code(exc: BaseException) -> Optional[str]:

@@ -29,6 +29,7 @@ TARGET_KEYS = (
     "CarrierGatewayId",
     "CoreNetworkArn",
 )
+MAX_PAGES = 100  # a VPC holds a few hundred route tables at most
 VERIFY_WINDOW_S = 3.0  # how long a stale read (EC2 is eventually consistent) may persist
 
 
@@ -78,17 +79,15 @@ def table_filters(chosen: Settings, vpc_id: str) -> List[Dict[str, Any]]:
 def read_tables(
     ec2: Any, chosen: Settings, vpc_id: str, destination: str, deadline: Deadline
 ) -> Tuple[List[Table], List[str]]:
-    pages = checked(
+    raw_tables = all_pages(
+        ec2.describe_route_tables,
+        "RouteTables",
+        deadline,
         "DescribeRouteTables",
         vpc_id,
-        lambda: list(
-            ec2.get_paginator("describe_route_tables").paginate(
-                Filters=table_filters(chosen, vpc_id)
-            )
-        ),
-        deadline,
+        Filters=table_filters(chosen, vpc_id),
     )
-    tables = [_table(raw, destination) for page in pages for raw in page.get("RouteTables", [])]
+    tables = [_table(raw, destination) for raw in raw_tables]
     found = {t.id for t in tables}
     wanted = [] if chosen.route_tables == ALL_TABLES else list(chosen.route_tables)
     missing = [rtb for rtb in wanted if rtb not in found]
@@ -106,22 +105,38 @@ def _table(raw: Dict[str, Any], destination: str) -> Table:
 
 
 def read_subnets(ec2: Any, vpc_id: str, deadline: Deadline) -> List[Tuple[str, str]]:
-    pages = checked(
+    subnets = all_pages(
+        ec2.describe_subnets,
+        "Subnets",
+        deadline,
         "DescribeSubnets",
         vpc_id,
-        lambda: list(
-            ec2.get_paginator("describe_subnets").paginate(
-                Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]
-            )
-        ),
-        deadline,
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
     )
-    return [
-        (str(s["SubnetId"]), str(s["CidrBlock"]))
-        for page in pages
-        for s in page.get("Subnets", [])
-        if s.get("CidrBlock")
-    ]
+    return [(str(s["SubnetId"]), str(s["CidrBlock"])) for s in subnets if s.get("CidrBlock")]
+
+
+def all_pages(
+    fn: Callable[..., Dict[str, Any]],
+    key: str,
+    deadline: Deadline,
+    action: str,
+    resource: str,
+    **params: Any,
+) -> List[Dict[str, Any]]:
+    """Every item of a describe, following NextToken. Not botocore's paginator: without
+    MaxResults EC2 answers in one page, and loading the paginator model costs a cold process
+    ~15 ms of CPU on the critical path (docs/benchmarks.md)."""
+    items: List[Dict[str, Any]] = []
+    token: Optional[str] = None
+    for _ in range(MAX_PAGES):
+        more = {"NextToken": token} if token else {}
+        page = checked(action, resource, fn, deadline, **params, **more)
+        items.extend(page.get(key, []))
+        token = page.get("NextToken")
+        if not token:
+            break
+    return items
 
 
 def read_layout(
