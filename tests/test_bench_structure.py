@@ -1,0 +1,126 @@
+"""The benchmark's cheap structural properties, kept from regressing in `make test`.
+
+`make bench` measures how fast the VIP moves (docs/benchmarks.md). What makes it fast is
+structure, and structure can be counted from the fake AWS's call record without trusting a
+clock: how many EC2 calls a claim makes, how many sequential round trips come before its last
+write, whether any table lost its VIP route even for a moment, and which connection each write
+used. Here the benchmark's own machinery (bench.rows, bench.measure) runs the product as IRIS
+does (a fresh process running bridge.claim, on loopback) with a large injected latency, so
+that parallel calls overlap by a wide margin and the counts do not depend on the machine.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+from bench import rows, vpc
+from bench.measure import Figures, Launcher, depths
+from sim.fakeaws import Call, FakeAws
+from sim.imds import ImdsEmulator
+
+LATENCY_S = 0.2  # per call; the handshake of each new connection is twice that
+MANY = 32  # the most route tables a claim writes in one round trip (aws.MAX_PARALLEL_WRITES)
+FEW = 3
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[rows.Bench]:
+    aws = FakeAws(seed=3).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="mvip-bench-test-") as work:
+            imds = ImdsEmulator(vpc.build(aws, 1, 0).identity)
+            imds.start()
+            found = rows.Bench(aws, imds, Path(work), Launcher(Path(work)))
+            rows.set_latency(aws, LATENCY_S)
+            try:
+                yield found
+            finally:
+                found.close()
+                imds.stop()
+    finally:
+        aws.stop()
+
+
+@pytest.fixture(scope="module")
+def many(bench: rows.Bench) -> vpc.Vpc:
+    return vpc.build(bench.aws, MANY, 1)
+
+
+@pytest.fixture(scope="module")
+def few(bench: rows.Bench) -> vpc.Vpc:
+    return vpc.build(bench.aws, FEW, 2)
+
+
+def run(bench: rows.Bench, row: str, net: vpc.Vpc) -> Figures:
+    bench.use(net)
+    found = rows.RUNNERS[row](bench, net, LATENCY_S)
+    assert found.ok, found.note
+    return found
+
+
+def writes(calls: List[Call]) -> List[Call]:
+    return [c for c in calls if c.is_write]
+
+
+def test_a_cold_claim_is_one_describe_round_trip_then_the_writes(
+    bench: rows.Bench, many: vpc.Vpc
+) -> None:
+    found = run(bench, "ours cold", many)
+    calls = bench.aws.calls(since=0.0)
+    actions = sorted({c.action for c in calls})
+    assert actions == ["DescribeRouteTables", "DescribeSubnets", "ReplaceRoute"]
+    assert len(writes(calls)) == MANY
+    assert found.calls == MANY + 3  # two describes side by side, the writes, one verify read
+    assert found.round_trips == 2
+    assert found.no_route_s == 0.0
+    # every write went out on a connection opened while the describe was in flight: none of
+    # them waited for a handshake after it (api.PREOPEN_GUESS)
+    first_describe_end = min(c.end for c in calls if c.action.startswith("Describe"))
+    opened = {c.seq: c.opened for c in bench.aws.connections()}
+    assert all(opened[w.connection or 0] < first_describe_end for w in writes(calls))
+
+
+def test_a_failover_claim_with_the_remembered_list_writes_in_the_first_round_trip(
+    bench: rows.Bench, many: vpc.Vpc
+) -> None:
+    found = run(bench, "ours cached", many)
+    calls = bench.aws.calls(since=0.0)
+    assert len(writes(calls)) == MANY and {c.action for c in writes(calls)} == {"ReplaceRoute"}
+    assert found.calls == MANY + 3
+    assert found.round_trips == 1
+    assert found.no_route_s == 0.0
+    describe = min((c for c in calls if c.action == "DescribeRouteTables"), key=lambda c: c.start)
+    assert all(w.start < describe.end for w in writes(calls)), "a write waited for the describe"
+
+
+def test_a_warm_reconcile_makes_the_same_calls(bench: rows.Bench, few: vpc.Vpc) -> None:
+    found = run(bench, "ours warm", few)
+    assert found.calls == FEW + 3
+    assert found.round_trips == 2
+    assert found.no_route_s == 0.0
+
+
+def test_the_limit_is_one_round_trip_and_the_baseline_one_per_call(
+    bench: rows.Bench, few: vpc.Vpc
+) -> None:
+    limit = run(bench, "limit", few)
+    assert (limit.calls, limit.round_trips, limit.no_route_s) == (FEW, 1, 0.0)
+    baseline = run(bench, "baseline", few)
+    # DescribeInstances, DescribeRouteTables, then delete and create in each table in turn
+    assert baseline.calls == 2 + 2 * FEW
+    assert baseline.round_trips == 2 + 2 * FEW
+    assert baseline.no_route_s > 0.0  # each table is without the route between its two calls
+
+
+def test_round_trips_count_dependent_waves_not_calls() -> None:
+    def call(seq: int, start: float, end: float) -> Call:
+        return Call(seq=seq, action="ReplaceRoute", params={}, start=start, end=end)
+
+    parallel = [call(1, 0.0, 1.0), call(2, 0.1, 1.1), call(3, 0.2, 1.2)]
+    assert set(depths(parallel).values()) == {1}
+    chained = [*parallel, call(4, 1.3, 2.0), call(5, 2.1, 3.0)]
+    assert depths(chained)[5] == 3
