@@ -24,6 +24,7 @@ from test_objectscript_parse import Member, class_name, members, split_arguments
 
 from mirror_vip import api, bridge, routines
 from mirror_vip.report import Report, TableResult
+from mirror_vip.routines import closing_paren
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = sorted([*ROOT.glob("src/**/*.cls"), *ROOT.glob("tests/iris/**/*.cls")])
@@ -50,18 +51,9 @@ SOURCES = {s.name: s for s in map(load, FILES)}
 def calls(body: str, target: str) -> Iterator[Tuple[str, List[str]]]:
     """(method, arguments) of every `target.method(...)` or `target."method"(...)` in body."""
     for match in re.finditer(rf'{re.escape(target)}\.(?:"(\w+)"|({NAME}))\(', body):
-        depth, quoted, start = 1, False, match.end()
-        for i in range(start, len(body)):
-            char = body[i]
-            if char == '"':
-                quoted = not quoted
-            elif not quoted and char == "(":
-                depth += 1
-            elif not quoted and char == ")":
-                depth -= 1
-                if depth == 0:
-                    yield match.group(1) or match.group(2), split_arguments(body[start:i])
-                    break
+        close = closing_paren(body, match.end())
+        if close is not None:
+            yield match.group(1) or match.group(2), split_arguments(body[match.end() : close])
 
 
 def python_calls() -> Iterator[Tuple[str, str, str, List[str]]]:

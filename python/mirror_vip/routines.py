@@ -321,8 +321,15 @@ def _after_formals(rest: str) -> Tuple[str, bool]:
     """What follows a label's formal list `(a, b="x")`; ok=False when the list is unclosed."""
     if not rest.startswith("("):
         return rest, True
-    depth, quoted = 0, False
-    for i, char in enumerate(rest):
+    close = closing_paren(rest, 1)
+    return (rest, False) if close is None else (rest[close + 1 :], True)
+
+
+def closing_paren(text: str, start: int) -> Optional[int]:
+    """Index of the `)` that closes a `(` just before `start`, skipping "quoted" text."""
+    depth, quoted = 1, False
+    for i in range(start, len(text)):
+        char = text[i]
         if char == '"':
             quoted = not quoted
         elif not quoted and char == "(":
@@ -330,8 +337,8 @@ def _after_formals(rest: str) -> Tuple[str, bool]:
         elif not quoted and char == ")":
             depth -= 1
             if depth == 0:
-                return rest[i + 1 :], True
-    return rest, False
+                return i
+    return None
 
 
 def _code_part(body: str) -> str:
