@@ -523,7 +523,8 @@ class FakeAws:
         try:
             self._answer(handler, call, method, body)
         finally:
-            call.end = time.monotonic()
+            if not call.end:  # no answer sent (dropped, released): the end is now
+                call.end = time.monotonic()
 
     def _answer(self, handler: _ProxyHandler, call: Call, method: str, body: bytes) -> None:
         delay, fault = self._pick_faults(call)
@@ -620,10 +621,13 @@ class FakeAws:
                     handler.send_header(key, value)
             handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
+            # Recorded before the body leaves: once the client has read the answer, the record
+            # must already say so (a test reading it right after the call saw end == 0).
+            call.status, call.end = status, time.monotonic()
             handler.wfile.write(body)
             handler.wfile.flush()
-            call.status = status
         except OSError:
+            call.status = 0
             handler.close_connection = True  # the client gave up (e.g. its read timeout)
 
 
