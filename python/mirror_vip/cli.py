@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cache-file",
         metavar="FILE",
-        help="remember the route-table list here; with --use-cache a claim skips the describe",
+        help="remember the route-table list here (every claim refreshes it)",
     )
     parser.add_argument(
         "--use-cache",
@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="release: delete the route whatever it targets; claim: even on a mirror backup",
+        help="release: delete the VIP route whatever it targets, not only where it targets "
+        "this ENI",
     )
     parser.add_argument("--version", action="version", version=f"mirror-vip {__version__}")
     return parser
