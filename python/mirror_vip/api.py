@@ -46,7 +46,6 @@ class Context:
     identity: Identity
     ec2: Any
     deadline: Deadline
-    addresses: Optional[List[host.Address]]  # None when the interface could not be read
 
 
 def claim(
@@ -99,14 +98,14 @@ def claim(
 
 def _claim_after_describe(ctx: Context, report: Report, preopen: int) -> routes.Layout:
     """Round trip 1: the describes (and connections opened for the writes); 2: the writes."""
-    vip, eni = str(ctx.settings.vip), ctx.identity.eni
+    eni = ctx.identity.eni
     with ThreadPoolExecutor(max_workers=1) as side:
         side.submit(open_connections, ctx.ec2, min(preopen, MAX_PARALLEL_WRITES))
         layout = _read_layout(ctx)
-    routes.refuse_if_inside_subnet(vip, layout)
+    routes.refuse_if_inside_subnet(str(ctx.settings.vip), layout)
     report.route_tables = routes.plan_claim(layout.tables, eni)
     if not report.dry_run:
-        routes.apply_claim(ctx.ec2, report.route_tables, f"{vip}/32", eni, ctx.deadline)
+        routes.apply_claim(ctx.ec2, report.route_tables, _destination(ctx), eni, ctx.deadline)
     return layout
 
 
@@ -115,7 +114,7 @@ def _claim_known_tables(
 ) -> routes.Layout:
     """Round trip 1: every cached table written, the describe beside them. A table the
     describe no longer shows is dropped; one it shows for the first time is claimed after."""
-    vip, eni = str(ctx.settings.vip), ctx.identity.eni
+    eni = ctx.identity.eni
     results = [
         TableResult(id=t.id, main=t.main, action=REPLACED if t.had_route else CREATED)
         for t in known
@@ -124,7 +123,7 @@ def _claim_known_tables(
     with ThreadPoolExecutor(max_workers=1) as side:
         described = side.submit(_read_layout, ctx, sent.done)
         try:
-            routes.apply_claim(ctx.ec2, results, f"{vip}/32", eni, ctx.deadline)
+            routes.apply_claim(ctx.ec2, results, _destination(ctx), eni, ctx.deadline)
         finally:
             sent.close()
         layout = described.result()
@@ -136,11 +135,12 @@ def _claim_known_tables(
     if gone:
         report.warnings.append(f"cached route table(s) gone or deselected: {', '.join(gone)}")
     report.route_tables = [r for r in results if r.id in seen]
-    new = [t for t in layout.tables if t.id not in {k.id for k in known}]
+    cached_ids = {k.id for k in known}
+    new = [t for t in layout.tables if t.id not in cached_ids]
     if new:
-        routes.refuse_if_inside_subnet(vip, layout)
+        routes.refuse_if_inside_subnet(str(ctx.settings.vip), layout)
         fresh = routes.plan_claim(new, eni)
-        routes.apply_claim(ctx.ec2, fresh, f"{vip}/32", eni, ctx.deadline)
+        routes.apply_claim(ctx.ec2, fresh, _destination(ctx), eni, ctx.deadline)
         report.route_tables += fresh
     return layout
 
@@ -149,15 +149,19 @@ def _read_layout(ctx: Context, after: Optional[threading.Event] = None) -> route
     """The describe round trip, once AFTER is set (when given)."""
     if after is not None:
         after.wait(ctx.deadline.remaining())
-    destination = f"{ctx.settings.vip}/32"
-    return routes.read_layout(ctx.ec2, ctx.settings, ctx.identity.vpc_id, destination, ctx.deadline)
+    return routes.read_layout(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
+
+
+def _destination(ctx: Context) -> str:
+    """The VIP's /32, known to be set once the context is resolved."""
+    return str(ctx.settings.destination)
 
 
 class _WritesSent:
     """`done` is set once `count` route writes have been handed to the HTTP layer (botocore's
     before-send event), or on close. The describe beside the writes waits for it: its CPU
-    work (building requests, loading the paginator model) would otherwise hold the GIL while
-    the writes are still being built and signed, and delay them."""
+    work (building and signing its requests) would otherwise hold the GIL while the writes
+    are still being built and signed, and delay them."""
 
     EVENTS = ("before-send.ec2.ReplaceRoute", "before-send.ec2.CreateRoute")
 
@@ -208,18 +212,15 @@ def release(
     """Delete the VIP's route where it points at this ENI (with force: wherever it points)."""
     with _reporting("release", chosen, iris, dry_run) as report:
         ctx = _context(chosen, report)
-        vip = str(ctx.settings.vip)
-        layout = routes.read_layout(
-            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
-        )
-        routes.refuse_if_inside_subnet(vip, layout)
+        layout = _read_layout(ctx)
+        routes.refuse_if_inside_subnet(str(ctx.settings.vip), layout)
         report.route_tables = routes.plan_release(layout.tables, ctx.identity.eni, force)
         report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
         _require_tables(report, chosen)
         if dry_run:
             routes.as_dry_run(report.route_tables)
             return report
-        routes.apply_release(ctx.ec2, report.route_tables, f"{vip}/32", ctx.deadline)
+        routes.apply_release(ctx.ec2, report.route_tables, _destination(ctx), ctx.deadline)
     return report
 
 
@@ -228,11 +229,8 @@ def status(chosen: Settings, *, iris: Optional[Dict[str, Any]] = None) -> Report
     with _reporting("status", chosen, iris) as report:
         ctx = _context(chosen, report)
         vip = str(ctx.settings.vip)
-        layout = routes.read_layout(
-            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
-        )
-        report.route_tables = routes.as_status(layout.tables)
-        report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
+        layout = _read_layout(ctx)
+        report.route_tables = routes.as_status(layout, ctx.identity.vpc_id, chosen)
         report.source_dest_check = source_dest_check(ctx.ec2, ctx.identity.eni, ctx.deadline)
         inside = routes.subnet_containing(vip, layout.subnets)
         if inside:
@@ -314,7 +312,7 @@ def _context(chosen: Settings, report: Report) -> Context:
     if identity.vpc_id == "":
         identity = _identity_from_eni(ec2, identity, deadline)
         report.instance_id, report.vpc_id = identity.instance_id, identity.vpc_id
-    return Context(chosen, identity, ec2, deadline, addresses)
+    return Context(chosen, identity, ec2, deadline)
 
 
 def _identity(chosen: Settings, core: Any, deadline: Deadline) -> Identity:

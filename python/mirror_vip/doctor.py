@@ -40,9 +40,7 @@ def run_checks(
         add(Check("imds", WARN, "not used: eni and region were given"))
     add(_vip_on_interface(report, ctx))
     try:
-        layout = routes.read_layout(
-            ctx.ec2, ctx.settings, ctx.identity.vpc_id, f"{vip}/32", ctx.deadline
-        )
+        layout = routes.read_layout(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
     except MirrorVipError as exc:
         add(Check("ec2_read", FAIL, str(exc)))
         return
@@ -132,8 +130,7 @@ def source_dest_check(ec2: Any, eni: str, deadline: Deadline) -> Optional[bool]:
 
 
 def _tables_selected(report: Report, layout: routes.Layout, ctx: Context) -> Check:
-    report.route_tables = routes.as_status(layout.tables)
-    report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, ctx.settings)
+    report.route_tables = routes.as_status(layout, ctx.identity.vpc_id, ctx.settings)
     if layout.missing:
         return Check(
             "route_tables",

@@ -9,7 +9,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from .errors import HostError
 
@@ -90,8 +90,3 @@ def mac_address(interface: str) -> str:
             f"interface {interface!r} not found ({path} unreadable); "
             "pass --interface with the interface that carries the VIP"
         ) from None
-
-
-def local_state(interface: str) -> Any:
-    """For tests and status: a snapshot of what this host shows for the interface."""
-    return {"interface": interface, "addresses": [a.__dict__ for a in addresses(interface)]}

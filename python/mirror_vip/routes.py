@@ -77,7 +77,7 @@ def table_filters(chosen: Settings, vpc_id: str) -> List[Dict[str, Any]]:
 
 
 def read_tables(
-    ec2: Any, chosen: Settings, vpc_id: str, destination: str, deadline: Deadline
+    ec2: Any, chosen: Settings, vpc_id: str, deadline: Deadline
 ) -> Tuple[List[Table], List[str]]:
     raw_tables = all_pages(
         ec2.describe_route_tables,
@@ -87,7 +87,7 @@ def read_tables(
         vpc_id,
         Filters=table_filters(chosen, vpc_id),
     )
-    tables = [_table(raw, destination) for raw in raw_tables]
+    tables = [_table(raw, chosen.destination) for raw in raw_tables]
     found = {t.id for t in tables}
     wanted = [] if chosen.route_tables == ALL_TABLES else list(chosen.route_tables)
     missing = [rtb for rtb in wanted if rtb not in found]
@@ -96,7 +96,7 @@ def read_tables(
     return tables, missing
 
 
-def _table(raw: Dict[str, Any], destination: str) -> Table:
+def _table(raw: Dict[str, Any], destination: Optional[str]) -> Table:
     route = next(
         (r for r in raw.get("Routes", []) if r.get("DestinationCidrBlock") == destination), None
     )
@@ -139,12 +139,10 @@ def all_pages(
     return items
 
 
-def read_layout(
-    ec2: Any, chosen: Settings, vpc_id: str, destination: str, deadline: Deadline
-) -> Layout:
+def read_layout(ec2: Any, chosen: Settings, vpc_id: str, deadline: Deadline) -> Layout:
     """Route tables and subnets in one round trip: the two describes run side by side."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        tables = pool.submit(read_tables, ec2, chosen, vpc_id, destination, deadline)
+        tables = pool.submit(read_tables, ec2, chosen, vpc_id, deadline)
         subnets = pool.submit(read_subnets, ec2, vpc_id, deadline)
         found, missing = tables.result()
         return Layout(tables=found, missing=missing, subnets=subnets.result())
@@ -280,13 +278,12 @@ def verify_claim(
     doubtful = [r for r in results if r.action == ERROR and r.before != eni]
     if not written and not doubtful:
         return None
-    destination = f"{chosen.vip}/32"
     scoped = Settings(vip=chosen.vip, route_tables=tuple(r.id for r in written + doubtful))
     window = Deadline(min(VERIFY_WINDOW_S, deadline.remaining()))
     pause = 0.1
     try:
         while True:
-            tables, _ = read_tables(ec2, scoped, vpc_id, destination, deadline)
+            tables, _ = read_tables(ec2, scoped, vpc_id, deadline)
             seen = {t.id: t for t in tables}
             wrong = [r for r in written if r.id not in seen or seen[r.id].target != eni]
             if not wrong or window.remaining() <= pause:
@@ -368,13 +365,15 @@ def as_dry_run(results: List[TableResult]) -> None:
             r.action = WOULD[r.action]
 
 
-def as_status(tables: Sequence[Table]) -> List[TableResult]:
-    return [
+def as_status(layout: Layout, vpc_id: str, chosen: Settings) -> List[TableResult]:
+    """Where each selected table's VIP route points (before = after), and the missing ones."""
+    found = [
         TableResult(
             id=t.id, before=t.target, after=t.target, action=UNCHANGED, state=t.state, main=t.main
         )
-        for t in tables
+        for t in layout.tables
     ]
+    return found + missing_results(layout, vpc_id, chosen)
 
 
 def _parallel(fn: Callable[[TableResult], None], items: List[TableResult]) -> None:
