@@ -386,3 +386,18 @@ def test_describes_follow_next_token() -> None:
         describe, "RouteTables", Deadline(5), "DescribeRouteTables", "vpc-1", Filters=[]
     )
     assert [i["RouteTableId"] for i in items] == ["a", "b"] and seen == [None, "t1"]
+
+
+def test_a_cache_that_cannot_be_replaced_leaves_no_temporary_file(tmp_path: Path) -> None:
+    from mirror_vip import cache
+
+    target = tmp_path / "tables.json"
+    target.mkdir()  # os.replace of a file onto a directory fails
+    cache.save(str(target), {"vpc_id": "vpc-1"}, [cache.CachedTable("rtb-01234567", True, True)])
+    assert target.is_dir() and list(target.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["tables.json"]
+    good = tmp_path / "ok.json"
+    cache.save(str(good), {"vpc_id": "vpc-1"}, [cache.CachedTable("rtb-01234567", True, True)])
+    assert cache.load(str(good), {"vpc_id": "vpc-1"}) == [
+        cache.CachedTable("rtb-01234567", True, True)
+    ]

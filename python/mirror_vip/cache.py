@@ -7,6 +7,7 @@ table, and a table that is gone, or one that is new, sends it back to the descri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -67,8 +68,12 @@ def save(path: Optional[str], wanted: Dict[str, Any], tables: Sequence[CachedTab
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".mirror-vip-", dir=str(target.parent))
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(data, out)
         os.replace(tmp, target)
     except OSError:
-        return
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # never leave a half-written temporary file beside the cache
