@@ -234,29 +234,29 @@ class Fabric:
     def _wire_member(self, name: str) -> None:
         member = self.world.members[name]
         bits, gateway = prefixlen(member.subnet_cidr), member.gateway
-        ns, router = self.ns[name], self.ns["router"]
-        iface = ROUTER_IFACE[name]
-        netns.veth(ns, "eth0", router, iface)
-        netns.ip("-n", ns, "link", "set", "eth0", "address", member.mac)
-        netns.ip("-n", ns, "addr", "add", f"{member.private_ip}/{bits}", "dev", "eth0")
+        ns = self.ns[name]
+        self._attach(ns, ROUTER_IFACE[name], member.private_ip, bits, gateway, mac=member.mac)
         netns.ip("-n", ns, "addr", "add", f"{self.world.vip}/32", "dev", "eth0", "label", "eth0:1")
         netns.ip("-n", ns, "addr", "add", f"{IMDS_IP}/32", "dev", "lo")
+
+    def _wire_client(self) -> None:
+        cidr = self.world.client_subnet_cidr
+        self._attach(
+            self.ns["client"], CLIENT_IFACE, self.world.client_ip, prefixlen(cidr), gateway_of(cidr)
+        )
+
+    def _attach(
+        self, ns: str, iface: str, address: str, bits: int, gateway: str, mac: Optional[str] = None
+    ) -> None:
+        """A host's eth0, wired to the router's IFACE: its subnet's gateway, its default route."""
+        router = self.ns["router"]
+        netns.veth(ns, "eth0", router, iface)
+        if mac:
+            netns.ip("-n", ns, "link", "set", "eth0", "address", mac)
+        netns.ip("-n", ns, "addr", "add", f"{address}/{bits}", "dev", "eth0")
         netns.ip("-n", router, "addr", "add", f"{gateway}/{bits}", "dev", iface)
         netns.ip("-n", ns, "link", "set", "eth0", "up")
         netns.ip("-n", router, "link", "set", iface, "up")
-        netns.ip("-n", ns, "route", "add", "default", "via", gateway)
-
-    def _wire_client(self) -> None:
-        ns, router = self.ns["client"], self.ns["router"]
-        bits, gateway = (
-            prefixlen(self.world.client_subnet_cidr),
-            gateway_of(self.world.client_subnet_cidr),
-        )
-        netns.veth(ns, "eth0", router, CLIENT_IFACE)
-        netns.ip("-n", ns, "addr", "add", f"{self.world.client_ip}/{bits}", "dev", "eth0")
-        netns.ip("-n", router, "addr", "add", f"{gateway}/{bits}", "dev", CLIENT_IFACE)
-        netns.ip("-n", ns, "link", "set", "eth0", "up")
-        netns.ip("-n", router, "link", "set", CLIENT_IFACE, "up")
         netns.ip("-n", ns, "route", "add", "default", "via", gateway)
 
     def _start_servers(self) -> None:
