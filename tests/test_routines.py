@@ -394,3 +394,19 @@ def test_a_namespace_with_a_line_end_is_refused(namespace: str) -> None:
 def test_a_routine_name_with_a_line_end_is_refused(name: str) -> None:
     with pytest.raises(RoutineError, match="invalid routine name"):
         routines.install("", ZMIRROR, "USER", routine=name)
+
+
+def test_code_that_falls_off_the_end_never_runs_into_our_procedures() -> None:
+    """The customer's last label may end without a quit (HealthShare's documented ZMIRROR does):
+    what we append starts with the argumentless quit the end of the routine meant."""
+    for name, spec in [
+        ("zmirror_healthinsight.mac", ZMIRROR),
+        ("zstart_without_system.mac", ZSTART),
+    ]:
+        original = fixture(name)
+        lines = routines.split_lines(routines.install(original, spec, "USER"))
+        ours = {i for b in routines.find_blocks(lines) for i in range(b.first, b.last + 1)}
+        last = max(i for i in range(len(lines)) if i not in ours)
+        after = [x.body for x in lines[last + 1 :]]
+        code = [x for x in after if x.strip() and not x.strip().startswith(";")]
+        assert code[0].split(";")[0].strip() == "quit", name

@@ -12,6 +12,9 @@ every line we write sits between marker comments and everything else is left byt
 - or, when the routine has no such label, an *entry* block appended at the end: the label itself,
   callable with or without `$$` (`quit:$quit 1  quit`).
 
+Each appended block starts with an argumentless `quit`: the end of the routine was one, and code
+above that ends without a quit of its own must not run on into what we append.
+
 Where the call goes is read by objectscript_lines (tokens, labels) and objectscript_labels (the
 entry label's head and first statement). A routine they cannot read with certainty, or whose entry
 label IRIS could not reach (defined twice, inside a block or an #if, private), is refused with its
@@ -265,6 +268,8 @@ def _block(kind: str, body: List[str], eol: str, indent: str = " ") -> List[Line
 def _hook_body(spec: HookSpec, routine: str, namespace: str) -> List[str]:
     where = f"{spec.entry}^{routine}"
     return [
+        # the routine's end was an implicit quit: code above that ends without one stops here
+        " quit",
         f"{spec.hook_label}() {{",
         "  new $namespace",
         "  try {",
@@ -281,6 +286,7 @@ def _hook_body(spec: HookSpec, routine: str, namespace: str) -> List[str]:
 
 def _entry_body(spec: HookSpec) -> List[str]:
     return [
+        " quit",  # as in the hook block
         f"{spec.entry}() PUBLIC {{",
         f"  do {spec.hook_label}()",
         "  quit:$quit 1  quit",
@@ -322,10 +328,7 @@ def _read(lines: Sequence[Line]) -> Routine:
 
 
 def _refused(exc: Unreadable) -> RoutineError:
-    return RoutineError(
-        f"line {exc.line + 1}: {exc.reason}; mirror-vip changed nothing (it changes a routine "
-        "only where it reads it with certainty)"
-    )
+    return RoutineError(f"line {exc.line + 1}: {exc.reason}; mirror-vip changed nothing")
 
 
 def closing_paren(text: str, start: int) -> Optional[int]:
