@@ -410,3 +410,15 @@ def test_code_that_falls_off_the_end_never_runs_into_our_procedures() -> None:
         after = [x.body for x in lines[last + 1 :]]
         code = [x for x in after if x.strip() and not x.strip().startswith(";")]
         assert code[0].split(";")[0].strip() == "quit", name
+
+
+def test_an_entry_label_on_a_last_line_without_a_line_end() -> None:
+    """Found by the corpus: the call was glued onto the label line (`SYSTEM ; ; >>> ...`)."""
+    original = "%ZSTART\n quit\nSYSTEM ;"
+    installed = routines.install(original, ZSTART, "USER")
+    assert installed.split("\n")[2:5] == [
+        "SYSTEM ;",
+        f" ; >>> mirror-vip call: {routines.NOTE}",
+        " do MirrorVipSystemStart()",
+    ]
+    assert routines.remove(installed, ZSTART).text == original

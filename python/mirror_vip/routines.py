@@ -142,10 +142,13 @@ def install(text: str, spec: HookSpec, namespace: str, routine: Optional[str] = 
         result = _append(base, _block(ENTRY, _entry_body(spec), eol) + hook)
     else:
         call = _block(CALL, [f"do {spec.hook_label}()"], eol, entry.indent)
-        result = _append(base[: entry.insert_at] + call + base[entry.insert_at :], hook)
-    if not _reaches_hook(result, find_blocks(result), spec):  # never write what inspect denies
+        before, after = base[: entry.insert_at], base[entry.insert_at :]
+        result = _append(_append(before, call) + after, hook)
+    text = join_lines(result)
+    lines = split_lines(text)
+    if not _reaches_hook(lines, find_blocks(lines), spec):  # never write what inspect denies
         raise RoutineError(f"the {spec.entry} label does not reach the hook after install")
-    return join_lines(result)
+    return text
 
 
 def remove(text: str, spec: HookSpec, routine: Optional[str] = None) -> Removal:
