@@ -126,11 +126,10 @@ def install(text: str, spec: HookSpec, namespace: str, routine: Optional[str] = 
         base[-1] = Line(base[-1].body, "")
     hook = _block(HOOK, _hook_body(spec, name, namespace), eol)
     parsed = _read(base)
-    if parsed.defining(spec.hook_label):
-        at = parsed.defining(spec.hook_label)[0].line
+    for clash in parsed.defining(spec.hook_label)[:1]:
         raise RoutineError(
-            f"line {at + 1}: {spec.hook_label} is mirror-vip's label but stands outside its "
-            "marked blocks; rename or remove it and install again"
+            f"line {clash.line + 1}: {spec.hook_label} is mirror-vip's label but stands outside "
+            "its marked blocks; rename or remove it and install again"
         )
     try:
         entry = entry_point(parsed, spec.entry, [line.body for line in base])
