@@ -9,8 +9,13 @@ Subroutines", GCOS_legacyforms; "Whitespace", GCOS_syntax_whitespace):
   `PRIVATE` (private by default), then `{` on the same line or a later one (comments and blank
   lines may stand between), its body inside the braces.
 
-A private one cannot be called from another routine, which is how IRIS calls ^ZMIRROR and
-^%ZSTART: it is refused, as is anything read without certainty (`Unreadable`, with the line).
+A private one can only be called from inside its own routine ("By default, procedures are
+private", TCOS_Procedures), and IRIS calls ^ZMIRROR and ^%ZSTART from its own code: it is
+refused, as is anything read without certainty (`Unreadable`, with the line).
+
+A label with commands on its own line (`SYSTEM job ^MON  quit`, `X() PUBLIC { quit 1 }`) is
+refused too: a call can only run first by splitting the customer's line, which remove() could not
+give back byte for byte, and which would move every `label+n` offset into it.
 """
 
 from __future__ import annotations

@@ -238,7 +238,9 @@ def find_blocks(lines: Sequence[Line]) -> List[Block]:
 
 
 def find_label(lines: Sequence[Line], label: str) -> Optional[int]:
-    """Index of the first line defining `label` (case-sensitive), None if none defines it."""
+    """Index of the first line defining `label` (case-sensitive), None if none defines it.
+
+    RoutineError when the text cannot be read with certainty."""
     found = _read(lines).defining(label)
     return found[0].line if found else None
 
