@@ -296,3 +296,129 @@ def test_bridge_answers_errors_in_json(call: Callable[[], str], error: Optional[
         assert answer["ok"] and not answer["changed"]
     else:
         assert answer["ok"] is False and error in answer["error"]
+
+
+# --- issue 9, item 2: shapes the installer broke or refused (each failed before its fix) ---------
+
+
+def entry_body(text: str, head: str) -> List[str]:
+    """The lines after the line `head` (the entry label's head), up to the next blank line."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    at = lines.index(head)
+    return lines[at + 1 : at + 5]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        ["NotifyBecomePrimary() PUBLIC ; runs last", "{"],
+        ["NotifyBecomePrimary() PUBLIC", " ; page the on-call first", "{"],
+        ["NotifyBecomePrimary() PUBLIC", "", "  // a comment line and a blank one", "  {"],
+        ["NotifyBecomePrimary() [node] PUBLIC", "{"],
+    ],
+    ids=["comment-on-head", "comment-line", "blank-and-comment-lines", "public-variables"],
+)
+def test_a_brace_on_a_later_line_gets_the_call_inside_it(head: List[str]) -> None:
+    body = ["  set ^Acme($increment(^Acme)) = 1", "  quit 1", "}"]
+    text = "\n".join(["ZMIRROR", " quit", *head, *body])
+    installed = routines.install(text, ZMIRROR, "USER")
+    assert syntax_errors(installed) == []
+    after_brace = entry_body(installed, head[-1])
+    assert BEGIN.match(after_brace[0])
+    assert after_brace[1].strip() == "do MirrorVipNotifyBecomePrimary()"
+    assert routines.remove(installed, ZMIRROR).text == text
+
+
+@pytest.mark.parametrize(
+    "head",
+    [["NotifyBecomePrimary()", "{"], ["NotifyBecomePrimary() ; comment", "{"]],
+    ids=["bare", "comment"],
+)
+def test_a_private_procedure_is_refused_because_iris_cannot_call_it(head: List[str]) -> None:
+    """Without PUBLIC a procedure is private: callable only from inside its own routine."""
+    text = "\n".join(["ZMIRROR", " quit", *head, "  quit 1", "}"])
+    with pytest.raises(RoutineError, match=r"^line 3: NotifyBecomePrimary is a private procedure"):
+        routines.install(text, ZMIRROR, "USER")
+
+
+def test_public_without_braces_is_a_legacy_subroutine_and_is_hooked() -> None:
+    text = "ZMIRROR\n quit\nNotifyBecomePrimary() PUBLIC\n new $namespace\n quit:$quit 1  quit\n"
+    installed = routines.install(text, ZMIRROR, "USER")
+    assert syntax_errors(installed) == []
+    call = entry_body(installed, "NotifyBecomePrimary() PUBLIC")[1]
+    assert call == " do MirrorVipNotifyBecomePrimary()"
+    assert routines.remove(installed, ZMIRROR).text == text
+
+
+ZSTART_WITH_STAR = """%ZSTART ; start-up
+ quit
+CLEAN() PUBLIC {
+  set f = $zsearch("/iris/tmp/*")
+  quit
+}
+SYSTEM ; instance start
+ job ^SITEMON
+ quit
+"""
+
+
+def test_a_comment_opener_inside_a_string_hides_no_label() -> None:
+    installed = routines.install(ZSTART_WITH_STAR, ZSTART, "USER")
+    labels = [line for line in installed.split("\n") if line.startswith("SYSTEM")]
+    assert labels == ["SYSTEM ; instance start"]
+    assert kinds(installed) == ["call", "hook"]
+    assert entry_body(installed, "SYSTEM ; instance start")[1] == " do MirrorVipSystemStart()"
+
+
+def test_inspect_does_not_call_a_second_entry_label_installed() -> None:
+    """What the old installer wrote for ZSTART_WITH_STAR: our SYSTEM beside the customer's."""
+    doubled = fixture("zstart_doubled_by_old_installer.mac")
+    assert doubled.startswith(ZSTART_WITH_STAR)
+    assert [x for x in doubled.split("\n") if x.startswith("SYSTEM")] == [
+        "SYSTEM ; instance start",
+        "SYSTEM() PUBLIC {",
+    ]
+    assert not routines.inspect(doubled, ZSTART).installed
+    repaired = routines.install(doubled, ZSTART, "USER")  # our entry block goes, the call comes
+    assert repaired == routines.install(ZSTART_WITH_STAR, ZSTART, "USER")
+    assert routines.inspect(repaired, ZSTART).installed
+
+
+@pytest.mark.parametrize("namespace", ["USER\n", 'USER\n"  kill ^x', "\nUSER"])
+def test_a_namespace_with_a_line_end_is_refused(namespace: str) -> None:
+    with pytest.raises(RoutineError, match="invalid namespace"):
+        routines.install("", ZMIRROR, namespace)
+
+
+@pytest.mark.parametrize("name", ["ZMIRROR\n", "ZMIRROR\n quit"])
+def test_a_routine_name_with_a_line_end_is_refused(name: str) -> None:
+    with pytest.raises(RoutineError, match="invalid routine name"):
+        routines.install("", ZMIRROR, "USER", routine=name)
+
+
+def test_code_that_falls_off_the_end_never_runs_into_our_procedures() -> None:
+    """The customer's last label may end without a quit (HealthShare's documented ZMIRROR does):
+    what we append starts with the argumentless quit the end of the routine meant."""
+    for name, spec in [
+        ("zmirror_healthinsight.mac", ZMIRROR),
+        ("zstart_without_system.mac", ZSTART),
+    ]:
+        original = fixture(name)
+        lines = routines.split_lines(routines.install(original, spec, "USER"))
+        ours = {i for b in routines.find_blocks(lines) for i in range(b.first, b.last + 1)}
+        last = max(i for i in range(len(lines)) if i not in ours)
+        after = [x.body for x in lines[last + 1 :]]
+        code = [x for x in after if x.strip() and not x.strip().startswith(";")]
+        assert code[0].split(";")[0].strip() == "quit", name
+
+
+def test_an_entry_label_on_a_last_line_without_a_line_end() -> None:
+    """Found by the corpus: the call was glued onto the label line (`SYSTEM ; ; >>> ...`)."""
+    original = "%ZSTART\n quit\nSYSTEM ;"
+    installed = routines.install(original, ZSTART, "USER")
+    assert installed.split("\n")[2:5] == [
+        "SYSTEM ;",
+        f" ; >>> mirror-vip call: {routines.NOTE}",
+        " do MirrorVipSystemStart()",
+    ]
+    assert routines.remove(installed, ZSTART).text == original
