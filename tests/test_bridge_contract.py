@@ -169,3 +169,36 @@ def test_the_report_fields_read_are_report_fields() -> None:
                 assert field in fields, f"{source.name} reads report.{field}"
             for name in re.findall(r"\btable\.([A-Za-z][A-Za-z0-9]*)", method.body):
                 assert name in table_fields, f"{source.name} reads table.{name}"
+
+
+# --- what IPM calls: module.xml's Invokes ------------------------------------------------------
+
+
+def _body(cls: str, method: str) -> str:
+    return SOURCES[cls].methods[method].body
+
+
+def test_unconfigure_attempts_every_step() -> None:
+    """Uninstall takes out each hook and then deletes the task even when an earlier step failed
+    (a task left behind errors every minute once IPM has deleted the classes): nothing in
+    Unconfigure throws or quits on a step's failure; the failures are returned together."""
+    body = _body("MirrorVip.Installer", "Unconfigure")
+    steps = body + "".join(
+        m.body for n, m in SOURCES["MirrorVip.Installer"].methods.items() if f"..{n}(" in body
+    )
+    assert "RemoveFrom(" in steps and "##class(MirrorVip.Task).Unschedule(" in steps
+    for stop in ("$$$ThrowOnError", "$$$ThrowStatus", "throw ", "quit:$$$ISERR"):
+        assert stop not in body, f"Unconfigure stops at a failed step: {stop}"
+    assert "$system.Status.AppendStatus(" in body
+
+
+def test_configure_and_unconfigure_print_their_own_failure() -> None:
+    """IPM before 0.10.5 ignores the status of an Invoke without CheckStatus; with it, the
+    status ends the install, but the one line saying why comes from us. Printed once: the
+    Admin wrappers do not print it again."""
+    for method in ("Configure", "Unconfigure"):
+        assert re.search(r"quit \.\.Said\(\w+\)\s*$", _body("MirrorVip.Installer", method))
+    said = _body("MirrorVip.Installer", "Said")
+    assert "##class(MirrorVip.Admin).PrintError(" in said
+    for method in ("InstallHooks", "RemoveHooks"):
+        assert "Said(" not in _body("MirrorVip.Admin", method)
