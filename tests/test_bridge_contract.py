@@ -202,3 +202,16 @@ def test_configure_and_unconfigure_print_their_own_failure() -> None:
     assert "##class(MirrorVip.Admin).PrintError(" in said
     for method in ("InstallHooks", "RemoveHooks"):
         assert "Said(" not in _body("MirrorVip.Admin", method)
+
+
+def test_a_routine_with_only_object_code_is_refused() -> None:
+    """A routine deployed without its source (%Routine.Delete flag 2 keeps the OBJ code) has no
+    MAC or INT to read: taken as absent, it would be overwritten without a copy. ReadLines looks
+    for its object code (^rOBJ(name), as %Library.Routine's GetRoutineGlobals documents it, or
+    %Routine.Exists("name.OBJ")) and refuses with one line naming the routine and the fix."""
+    body = _body("MirrorVip.Installer", "ReadLines")
+    assert "$data(^rOBJ(routine))" in body
+    assert 'Exists(routine_".OBJ")' in body
+    refusal = re.search(r'"mirror-vip: "_routine_"([^"]*)"', body)
+    assert refusal and "only as object code" in refusal.group(1)
+    assert "load its source" in body
