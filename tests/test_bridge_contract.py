@@ -215,3 +215,30 @@ def test_a_routine_with_only_object_code_is_refused() -> None:
     refusal = re.search(r'"mirror-vip: "_routine_"([^"]*)"', body)
     assert refusal and "only as object code" in refusal.group(1)
     assert "load its source" in body
+
+
+def _calls_in_order(body: str, cls: str) -> List[str]:
+    """The names of the `..Method(` calls in `body`, each followed into the method's own body
+    once (depth one): what runs, in textual order."""
+    methods = SOURCES[cls].methods
+    order: List[str] = []
+    for name in re.findall(r"\.\.(%?\w+)\(", body):
+        order.append(name)
+        if name in methods:
+            order += re.findall(r"(?:\.\.|\)\.)(%?\w+)\(", methods[name].body)
+    return order
+
+
+def test_configure_refuses_hooks_of_another_namespace_before_changing_anything() -> None:
+    """One install per instance: both installs would share <mgr>/python/mirror_vip, and
+    uninstalling either deletes it. Configure reads every hook's namespace (HookState,
+    OtherNamespace) before it writes a routine, and refuses naming the namespace and the move."""
+    body = _body("MirrorVip.Installer", "Configure")
+    order = _calls_in_order(body, "MirrorVip.Installer")
+    assert "OtherNamespace" in order and "InstallInto" in order
+    assert order.index("OtherNamespace") < order.index("InstallInto")
+    assert order.index("HookState") < order.index("InstallInto")
+    refusal = "".join(
+        m.body for m in SOURCES["MirrorVip.Installer"].methods.values() if "OtherNamespace(" in m.body
+    )
+    assert "once per instance" in refusal and "uninstall mirror-vip" in refusal
