@@ -242,3 +242,18 @@ def test_configure_refuses_hooks_of_another_namespace_before_changing_anything()
         m.body for m in SOURCES["MirrorVip.Installer"].methods.values() if "OtherNamespace(" in m.body
     )
     assert "once per instance" in refusal and "uninstall mirror-vip" in refusal
+
+
+def test_configure_checks_the_embedded_python_first() -> None:
+    """IRIS embeds the OS's Python (3.6 on RHEL 8, 3.8 on Ubuntu 20.04); the package needs the
+    floor module.xml declares, which IPM checks only from 0.10.4. Configure reads
+    sys.version_info through %SYS.Python (as IPM's own requirements step does) before anything
+    imports mirror_vip, and refuses naming the fix."""
+    order = _calls_in_order(_body("MirrorVip.Installer", "Configure"), "MirrorVip.Installer")
+    assert order and order[0] == "PythonChecked", order
+    check = _body("MirrorVip.Installer", "PythonChecked")
+    assert '##class(%SYS.Python).Import("sys")' in check and '"version_info"' in check
+    assert "Flexible Python" in check
+    floor = SOURCES["MirrorVip.Installer"].parameters["PYTHONFLOOR"].strip('"')
+    module = (ROOT / "module.xml").read_text(encoding="utf-8")
+    assert f'PythonVersion=">={floor}"' in module
