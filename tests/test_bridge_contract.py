@@ -238,9 +238,8 @@ def test_configure_refuses_hooks_of_another_namespace_before_changing_anything()
     assert "OtherNamespace" in order and "InstallInto" in order
     assert order.index("OtherNamespace") < order.index("InstallInto")
     assert order.index("HookState") < order.index("InstallInto")
-    refusal = "".join(
-        m.body for m in SOURCES["MirrorVip.Installer"].methods.values() if "OtherNamespace(" in m.body
-    )
+    installer = SOURCES["MirrorVip.Installer"].methods.values()
+    refusal = "".join(m.body for m in installer if "OtherNamespace(" in m.body)
     assert "once per instance" in refusal and "uninstall mirror-vip" in refusal
 
 
