@@ -256,3 +256,47 @@ def test_configure_checks_the_embedded_python_first() -> None:
     floor = SOURCES["MirrorVip.Installer"].parameters["PYTHONFLOOR"].strip('"')
     module = (ROOT / "module.xml").read_text(encoding="utf-8")
     assert f'PythonVersion=">={floor}"' in module
+
+
+# --- messages.log --------------------------------------------------------------------------------
+
+CONSOLE_LOG = "##class(%SYS.System).WriteToConsoleLog("
+
+
+def _console_log_calls(text: str) -> List[List[str]]:
+    found = []
+    for match in re.finditer(re.escape(CONSOLE_LOG), text):
+        close = closing_paren(text, match.end())
+        assert close is not None, text[match.start() : match.start() + 80]
+        found.append(split_arguments(text[match.end() : close]))
+    return found
+
+
+def _assert_documented(args: List[str]) -> None:
+    """WriteToConsoleLog(Message, Flag = 0, Severity = 0, Event = "Utility.Event") in the 2024.1
+    class reference: the 4th argument is an event category, not a free "source"; every release
+    takes the first three (and public ObjectScript calls it so), so the call stops there."""
+    assert 1 <= len(args) <= 3, args
+    if len(args) >= 2:
+        assert args[1] == "0", f"flag {args[1]}: 1 would also write to the operator console"
+
+
+def test_messages_log_is_written_as_documented() -> None:
+    calls = [args for source in SOURCES.values() for m in source.methods.values()
+             for args in _console_log_calls(m.body)]  # fmt: skip
+    assert calls, "nothing writes to messages.log"
+    for args in calls:
+        _assert_documented(args)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="routines._hook_body still passes a 4th argument; its owner applies the change "
+    "(issue 9, item 9): drop the marker then",
+)
+def test_the_generated_hook_writes_messages_log_as_documented() -> None:
+    for spec in routines.SPECS.values():
+        calls = _console_log_calls(routines.install("", spec, "USER"))
+        assert calls
+        for args in calls:
+            _assert_documented(args)
