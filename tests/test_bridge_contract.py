@@ -153,7 +153,7 @@ def test_the_installer_hooks_the_routines_python_knows() -> None:
 def test_the_roles_are_the_cores() -> None:
     """Member.Role() says primary, backup, async or none; the core refuses a claim on the
     standby roles unless forced, so those must be spelt the same on both sides."""
-    role = SOURCES["MirrorVip.Member"].methods["Role"].body
+    role = SOURCES["MirrorVip.Member"].methods["RoleOf"].body
     roles = set(re.findall(r'"(\w+)"', role))
     assert roles == {"none", "primary", "async", "backup"}
     assert set(api.STANDBY_ROLES) == roles - {"none", "primary"}
