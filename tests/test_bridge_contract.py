@@ -300,3 +300,30 @@ def test_the_generated_hook_writes_messages_log_as_documented() -> None:
         assert calls
         for args in calls:
             _assert_documented(args)
+
+
+# --- the IRIS unit tests change only what is theirs ----------------------------------------------
+
+# zpm "mirror-vip test" runs Activate, and with it Configure, on the test instance: the real hooks
+# and task are live there. The tests' own changes go to scratch routines and scratch task names.
+SCRATCH_ARGUMENT = {
+    ("MirrorVip.Installer", "Configure"): 2,
+    ("MirrorVip.Installer", "Unconfigure"): 2,
+    ("MirrorVip.Task", "Schedule"): 1,
+    ("MirrorVip.Task", "Unschedule"): 1,
+    ("MirrorVip.Installer", "InstallInto"): 1,
+    ("MirrorVip.Installer", "RemoveFrom"): 1,
+}
+
+
+def test_the_iris_tests_change_only_scratch_routines_and_tasks() -> None:
+    real = {f'"{name}"' for name in routines.SPECS} | {'""'}
+    checked = 0
+    for where, cls, method, args in OBJECTSCRIPT_CALLS:
+        position = SCRATCH_ARGUMENT.get((cls, method))
+        if not where.startswith("UnitTest.") or position is None:
+            continue
+        checked += 1
+        assert len(args) > position, f"{where}: {cls}.{method}{args} on the real names"
+        assert args[position] not in real, f"{where}: {cls}.{method}{args}"
+    assert checked >= 10
