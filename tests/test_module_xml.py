@@ -146,6 +146,15 @@ def test_invokes_name_class_methods_returning_status(module: ET.Element) -> None
         assert args == ["${namespace}"]
 
 
+def test_invokes_check_their_status(module: ET.Element) -> None:
+    """Before IPM 0.10.5 an Invoke without CheckStatus="true" is run with `Do $ClassMethod(...)`
+    and its %Status is thrown away: a failed Configure still ends in SUCCESS
+    (Storage/InvokeReference.cls, v0.9.0 to v0.10.4: CheckStatus InitialExpression 0;
+    v0.10.5 checks a %Status method by default and still honours CheckStatus="true")."""
+    for invoke in module.findall("Invoke"):
+        assert invoke.get("CheckStatus") == "true", invoke.get("Method")
+
+
 def test_unit_tests_exist_where_ipm_looks(module: ET.Element) -> None:
     (unit,) = module.findall("UnitTest")
     assert unit.get("Phase") in ("test", "verify", "test,verify")

@@ -14,7 +14,7 @@ from typing import Dict, List, NamedTuple, Optional
 import pytest
 import tree_sitter_objectscript_routine as routine_grammar
 import tree_sitter_objectscript_udl as udl_grammar
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Language, Node, Parser, Tree
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASS_FILES = sorted([*ROOT.glob("src/**/*.cls"), *ROOT.glob("tests/**/*.cls")])
@@ -33,6 +33,11 @@ def _parser(kind: str) -> Parser:
     return Parser(Language(language))
 
 
+def parse(text: str, kind: str = "class") -> Tree:
+    """The tree-sitter tree of `text` ("class" or "routine" grammar)."""
+    return _parser(kind).parse(text.encode("utf-8"))
+
+
 def syntax_errors(text: str, kind: str = "routine") -> List[str]:
     """ERROR and MISSING nodes of `text` ("routine" or "class" grammar), as 'line:col kind text'."""
     source = text.encode("utf-8")
@@ -47,7 +52,7 @@ def syntax_errors(text: str, kind: str = "routine") -> List[str]:
         for child in node.children:
             walk(child)
 
-    tree = _parser(kind).parse(source)
+    tree = parse(text, kind)
     walk(tree.root_node)
     if tree.root_node.has_error and not problems:
         problems.append("the tree has an error the walk did not find")
@@ -152,3 +157,40 @@ def test_every_method_is_found_by_the_member_parser(path: Path) -> None:
 def test_the_grammars_do_find_errors(text: str, kind: str) -> None:
     """A check that passes on anything proves nothing: broken code must be reported."""
     assert syntax_errors(text, kind)
+
+
+def quits_with_value_in_try(text: str) -> List[str]:
+    """`quit <value>` inside a TRY or CATCH block, as 'line:col': IRIS refuses to compile it.
+
+    InterSystems' TRY reference: "You cannot use an argumented QUIT to exit a TRY block;
+    attempting to do so results in a compile error. To exit a routine completely from within a
+    TRY block, issue a RETURN statement." The grammar accepts it, so it is checked here.
+    """
+    found: List[str] = []
+
+    def walk(node: Node, inside: bool) -> None:
+        if (
+            node.type == "command_quit"
+            and inside
+            and any(c.type == "expression" for c in node.children)
+        ):
+            row, col = node.start_point
+            found.append(f"{row + 1}:{col + 1}")
+        if node.type in ("method", "classmethod"):
+            inside = False  # a method's own body starts outside any block
+        for child in node.children:
+            walk(child, inside or node.type == "command_trycatch")
+
+    walk(parse(text, "class").root_node, False)
+    return found
+
+
+@pytest.mark.parametrize("path", CLASS_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_quit_with_a_value_inside_try_or_catch(path: Path) -> None:
+    assert quits_with_value_in_try(path.read_text(encoding="utf-8")) == []
+
+
+def test_the_try_check_finds_a_quit_with_a_value() -> None:
+    body = "    try {\n        quit:x 1\n        quit\n    } catch ex {\n        quit 2\n    }\n"
+    text = f"Class A.B\n{{\n\nClassMethod X()\n{{\n{body}    return 3\n}}\n\n}}\n"
+    assert quits_with_value_in_try(text) == ["7:9", "10:9"]

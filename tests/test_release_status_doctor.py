@@ -90,6 +90,7 @@ def test_doctor_all_green(member_a: World, aws: AwsLike) -> None:
     report = api.doctor(chosen())
     assert report.ok, report.checks
     assert checks(report) == {
+        "botocore": PASS,
         "imds": PASS,
         "vip_on_interface": PASS,
         "vip_outside_subnets": PASS,
@@ -131,8 +132,8 @@ def test_doctor_fails_a_vip_inside_a_subnet(member_a: World) -> None:
 def test_doctor_without_imds(member_a: World, monkeypatch: Any) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     report = api.doctor(chosen())
-    assert report.exit_code == 1 and checks(report) == {"imds": FAIL}
-    assert "pass --eni and --region" in report.checks[0].detail
+    assert report.exit_code == 1 and checks(report) == {"botocore": PASS, "imds": FAIL}
+    assert "pass --eni and --region" in report.checks[-1].detail
 
 
 def test_doctor_with_no_table_selected(member_a: World) -> None:

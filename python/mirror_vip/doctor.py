@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+
+import botocore
 
 from . import routes
 from .aws import MAX_PARALLEL_WRITES, Deadline, call, checked, error_code
@@ -17,12 +21,17 @@ if TYPE_CHECKING:  # api imports this module; the type is only for annotations
 
 PROBES = ("ReplaceRoute", "CreateRoute", "DeleteRoute")
 
+# boto3 1.28.0, the floor in requirements.txt, requires botocore>=1.31.0,<1.32.0 (its metadata).
+BOTOCORE_FLOOR = (1, 31, 0)
+BOTO3_REQUIREMENT = "boto3>=1.28,<2"
+
 
 def run_checks(
     report: Report, chosen: Settings, ctx: Optional[Context], problem: Optional[MirrorVipError]
 ) -> None:
     """Fill report.checks. Without a context (identity or interface failed), say why and stop."""
     add = report.checks.append
+    add(_botocore_floor(report))
     if ctx is None:
         name = "imds" if isinstance(problem, IdentityError) else "interface"
         add(Check(name, FAIL, str(problem)))
@@ -50,6 +59,33 @@ def run_checks(
     add(_tables_selected(report, layout, ctx))
     if layout.tables:
         add(_permissions(vip, layout, ctx))
+
+
+def _botocore_floor(report: Report) -> Check:
+    """The botocore actually imported, against the floor.
+
+    IPM installs requirements.txt with `pip install -t <mgr>/python` and no `--upgrade`, so an
+    older botocore already in mgr/python stays the one imported (IPM 0.9+ passes extra flags).
+    `report.iris` is filled only when IRIS calls: then the fix is IPM's.
+    """
+    version = botocore.__version__
+    where = os.path.dirname(os.path.dirname(os.path.abspath(botocore.__file__)))
+    found = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    release = tuple(int(part) for part in found.groups()) if found else None
+    if release is None:
+        return Check("botocore", WARN, f"cannot read the version of {version!r} from {where}")
+    if release >= BOTOCORE_FLOOR:
+        return Check("botocore", PASS, f"{version} from {where}")
+    floor = ".".join(str(part) for part in BOTOCORE_FLOOR)
+    if report.iris:
+        fix = (
+            'zpm "install mirror-vip -extra-pip-flags ""--upgrade""" (IPM 0.9 or later), or '
+            f"python3 -m pip install --upgrade --target {where} '{BOTO3_REQUIREMENT}'"
+        )
+    else:
+        fix = f"python3 -m pip install --upgrade '{BOTO3_REQUIREMENT}'"
+    detail = f"{version} from {where} is older than {floor}, which {BOTO3_REQUIREMENT} needs"
+    return Check("botocore", FAIL, f"{detail}; fix: {fix}")
 
 
 def _vip_on_interface(report: Report, ctx: Context) -> Check:
