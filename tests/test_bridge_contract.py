@@ -289,11 +289,6 @@ def test_messages_log_is_written_as_documented() -> None:
         _assert_documented(args)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routines._hook_body still passes a 4th argument; its owner applies the change "
-    "(issue 9, item 9): drop the marker then",
-)
 def test_the_generated_hook_writes_messages_log_as_documented() -> None:
     for spec in routines.SPECS.values():
         calls = _console_log_calls(routines.install("", spec, "USER"))
