@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any, Dict, Optional, Sequence
 
-from . import __version__, api, settings
+from . import __version__, api, environment, settings
 from .errors import EXIT_INVALID, MirrorVipError
 from .report import Report, render_text
 
@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> Report:
         options["use_cache"] = args.use_cache
     try:
         chosen = settings.load(_overrides(args), args.config)
+        environment.check()  # the AWS_* variables botocore reads are input too
     except MirrorVipError as exc:
         report = Report(command=args.command, dry_run=bool(options.get("dry_run")))
         report.fail(str(exc), exc.exit_code)
