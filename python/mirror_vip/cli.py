@@ -36,8 +36,13 @@ AWS credentials and endpoints come from boto3's standard chain (instance role th
 AWS_PROFILE, AWS_ENDPOINT_URL ...)."""
 
 
+MAX_USAGE_ERROR_CHARS = 300
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line and exit 2, argparse's usage noise aside
+        if len(message) > MAX_USAGE_ERROR_CHARS:  # a huge argument: its start and the end
+            message = f"{message[:150]} ... {message[-100:]}"
         self.exit(EXIT_INVALID, f"mirror-vip: {message} (see --help)\n")
 
 

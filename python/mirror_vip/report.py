@@ -199,7 +199,8 @@ def render_text(report: Report) -> str:
         lines.append(f"  [{mark}] {check.name:<22} {check.detail}")
     for warning in report.warnings:
         lines.append(f"  warning: {warning}")
-    for error in report.errors:
+    # a refusal's summary line carries its first error: said once
+    for error in report.errors[1:] if _refused(report) else report.errors:
         lines.append(f"  error: {error}")
     lines.append(f"  {summary(report)}")
     return "\n".join(lines)
@@ -256,10 +257,17 @@ def summary(report: Report) -> str:
     if report.command == "status":
         here = sum(1 for t in report.route_tables if report.eni and t.after == report.eni)
         return f"VIP {vip} routed to this ENI in {here} of {n} route table(s)"
-    if report.exit_code == EXIT_INVALID or (not report.route_tables and report.errors):
+    if _refused(report):
         return f"{report.command} of VIP {vip} refused: {report.errors[0] if report.errors else ''}"
     verb = "would change" if report.dry_run else "changed"
     line = f"{report.command} of VIP {vip}: {verb} {changed} of {n} route table(s) {took}"
     if failed:
         line += f"; FAILED on {', '.join(failed)}"
     return line
+
+
+def _refused(report: Report) -> bool:
+    """A claim or release stopped before any table: its summary is the first error."""
+    if report.command in ("doctor", "status"):
+        return False
+    return report.exit_code == EXIT_INVALID or (not report.route_tables and bool(report.errors))
