@@ -20,7 +20,6 @@ from .errors import EXIT_INCOMPLETE, ConfigError, MirrorVipError, shown
 from .jsoninput import IRIS_STRING_CHARS, SETTINGS_BYTES, loads
 from .report import Report, render_text, summary
 
-IRIS_FACTS = ("mirror_name", "role")
 IRIS_FACTS_EXPECTED = (
     'a JSON object of IRIS facts such as {"mirror_name": "PROD", "role": "primary"}'
 )
@@ -117,17 +116,16 @@ def _run(command: str, settings_json: str, iris_json: str, **options: Any) -> st
 
 
 def _iris_facts(iris_json: Any) -> Dict[str, Any]:
+    """Member.Facts(): mirror_name and role, and any fact a later release adds, each a string
+    (or null): nothing else reaches the report, or the role check."""
     facts = settings.parse_json(iris_json, "IRIS facts", IRIS_FACTS_EXPECTED)
     for key, value in facts.items():
-        problem = None
-        if key not in IRIS_FACTS:
-            problem = f"unknown fact {shown(key)}"
-        elif value is not None and not isinstance(value, str):
-            problem = f"{key} is {shown(value)}, not a string"
-        elif value is not None and not value.isprintable():
-            problem = f"{key} {shown(value)} is not printable text"
-        if problem:
-            raise ConfigError(f"invalid IRIS facts: {problem}; expected {IRIS_FACTS_EXPECTED}")
+        printable = value is None or (isinstance(value, str) and value.isprintable())
+        if not (printable and key.isprintable()):
+            raise ConfigError(
+                f"invalid IRIS facts: {shown(key)}: {shown(value)}: a fact is printable text "
+                f"or null; expected {IRIS_FACTS_EXPECTED}"
+            )
     return facts
 
 
