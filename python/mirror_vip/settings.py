@@ -322,7 +322,7 @@ def from_json(text: str) -> Settings:
 def load(overrides: Mapping[str, Any], config_file: Optional[str] = None) -> Settings:
     """Settings from a JSON file, with the command line's values (non-None) on top."""
     values: Dict[str, Any] = {}
-    if config_file:
+    if config_file is not None:  # "" too: an empty path is a mistake, not "no file"
         where = f"--config {shown(config_file)}"
         values.update(parse_json(read_text_file(config_file, where, SETTINGS_BYTES), where))
     values.update({k: v for k, v in overrides.items() if v is not None})
