@@ -87,3 +87,7 @@ def test_read_text_file_refuses_what_is_not_a_regular_file(tmp_path: Path) -> No
         jsoninput.read_text_file(str(link), "--config", 100)
     with pytest.raises(ConfigError, match="No such file"):
         jsoninput.read_text_file(str(tmp_path / "missing"), "--config", 100)
+    with pytest.raises(ConfigError, match="null"):
+        jsoninput.read_text_file("/tmp/a\x00b", "--config", 100)
+    with pytest.raises(ConfigError, match="File name too long"):
+        jsoninput.read_text_file("/" + "a" * 5000, "--config", 100)

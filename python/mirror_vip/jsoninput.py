@@ -69,10 +69,9 @@ def read_text_file(path: str, what: str, max_bytes: int) -> str:
                 kind = _not_regular(os.fstat(file.fileno()).st_mode)  # replaced meanwhile
                 if not kind:
                     data = file.read(max_bytes + 1)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {what}: {exc.strerror or exc}; pass a readable JSON file"
-        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"cannot read {what}: {reason}; pass a readable JSON file") from None
     if kind:
         raise ConfigError(f"cannot read {what}: not a regular file ({kind}); pass a JSON file")
     if len(data) > max_bytes:
