@@ -157,3 +157,19 @@ def test_bridge_claim_moves_the_route(member_a: World) -> None:
     assert out["ok"] and out["outcome"] == "success" and out["iris"]["mirror_name"] == "PROD"
     assert set(member_a.targets().values()) == {member_a.a.eni}
     assert "changed 3 of 3" in bridge.summarize(json.dumps(out))
+
+
+@pytest.mark.parametrize("command", ["claim", "release", "status"])
+def test_a_missing_interface_is_said_once(
+    member_a: World, aws: AwsLike, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, out, err = run_cli(capsys, command, "--interface", "eth9")
+    said = "cannot read the addresses of interface 'eth9'"
+    assert code == 1 and (out + err).count(said) == 1, err
+    assert aws.calls == []
+
+
+def test_a_huge_usage_error_is_shortened(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "x" * 100_000)
+    assert code == 2 and err.count("\n") == 1 and len(err) < 500
+    assert "invalid choice" in err and "(see --help)" in err

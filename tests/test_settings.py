@@ -164,3 +164,34 @@ def test_validate_one_sees_the_other_settings() -> None:
     assert settings.validate_one("route_tables", "rtb-01234567", {}) == ["rtb-01234567"]
     with pytest.raises(ConfigError, match="unknown setting"):
         settings.validate_one("vips", "10.0.0.1", {})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("deadline", 10**400, "about 401 digits"),  # float() of it raised OverflowError
+        ("vip", "\udcff", "UTF-8"),  # a non-UTF-8 byte from the shell
+        ("route_table_tag", "k=\udcff", "UTF-8"),
+        ("route_table_tag", "k=a\x00b", "control character"),
+        ("cache_file", "/var/lib/\ud800.json", "UTF-8"),
+        ("region", "x" * 100_000, "100000 characters"),
+        ("route_tables", [{"a": [1] * 10_000}], "invalid route_tables"),
+    ],
+    ids=lambda v: repr(v)[:30],
+)
+def test_hostile_values_are_one_short_line(key: str, value: object, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.from_mapping({key: value})
+    message = str(caught.value)
+    assert says in message and "\n" not in message and len(message) < 400
+
+
+def test_an_empty_config_path_is_refused_not_ignored() -> None:
+    with pytest.raises(ConfigError, match="cannot read --config ''"):
+        settings.load({}, "")
+
+
+def test_unknown_setting_names_are_shortened() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.from_json(json.dumps({"k" * 50_000: 1}))
+    assert "unknown setting 'kkk" in str(caught.value) and len(str(caught.value)) < 400

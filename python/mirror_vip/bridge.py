@@ -1,8 +1,11 @@
 """What IRIS calls, through ##class(%SYS.Python).Import("mirror_vip.bridge").
 
-JSON strings in, JSON strings out, and never an exception for an expected error: ObjectScript
-would see a %Exception.PythonException with a traceback. Each function is a thin shell over
-`mirror_vip.api`, the same API the command line uses. Flags arrive from ObjectScript as 0/1.
+JSON strings in, JSON strings out, and never an exception, whatever the arguments: ObjectScript
+would see a %Exception.PythonException with a traceback. Input is checked first (strings where
+strings are due, JSON bounded by mirror_vip.jsoninput, the AWS_* environment), so bad input
+answers ok false / exit code 2 with one line; anything else unforeseen still answers, exit 1.
+Each function is a thin shell over `mirror_vip.api`, the same API the command line uses. Flags
+arrive from ObjectScript as 0/1.
 
 `iris_json` carries the IRIS side: {"mirror_name": "...", "role": "primary|backup|async|none"}.
 """
@@ -10,11 +13,19 @@ would see a %Exception.PythonException with a traceback. Each function is a thin
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import routines, settings
-from .errors import EXIT_INCOMPLETE, MirrorVipError
+from .errors import EXIT_INCOMPLETE, ConfigError, MirrorVipError, shown
+from .jsoninput import IRIS_STRING_CHARS, SETTINGS_BYTES, loads
 from .report import Report, render_text, summary
+
+IRIS_FACTS_EXPECTED = (
+    'a JSON object of IRIS facts such as {"mirror_name": "PROD", "role": "primary"}'
+)
+REPORT_EXPECTED = "the JSON report of a claim, release, status or doctor"
+MAX_NAME_CHARS = 255  # a setting key, hook, namespace or routine name (routines: at most 255)
+MAX_ANSWER_CHARS = 500  # an unforeseen error's text, cut to one line of this length
 
 
 def claim(
@@ -49,13 +60,14 @@ def doctor(settings_json: str, iris_json: str = "{}") -> str:
 
 
 def render(report_json: str) -> str:
-    """The report as the human text the CLI prints."""
-    return render_text(Report.from_dict(json.loads(report_json)))
+    """The report as the human text the CLI prints; for a report it cannot read, one line
+    saying why (the answer is text, not JSON: IRIS prints it)."""
+    return _text_answer("render", lambda: render_text(_report(report_json)))
 
 
 def summarize(report_json: str) -> str:
-    """One line for messages.log."""
-    return summary(Report.from_dict(json.loads(report_json)))
+    """One line for messages.log (or the one line saying why there is none)."""
+    return _text_answer("summarize", lambda: summary(_report(report_json)))
 
 
 def validate_setting(key: str, value_json: str, current_json: str = "{}") -> str:
@@ -63,39 +75,58 @@ def validate_setting(key: str, value_json: str, current_json: str = "{}") -> str
 
     Returns {"ok": true, "value": <normalised>} or {"ok": false, "error": "<one line>"}.
     """
-    try:
+
+    def run() -> Dict[str, Any]:
+        name = _name("setting name", key)
         current = settings.parse_json(current_json, "current settings")
-        value = json.loads(value_json) if value_json else None
-        return json.dumps({"ok": True, "value": settings.validate_one(key, value, current)})
-    except json.JSONDecodeError as exc:
-        return json.dumps({"ok": False, "error": f"invalid value for {key}: {exc.msg}"})
-    except MirrorVipError as exc:
-        return json.dumps({"ok": False, "error": str(exc)})
+        value = None
+        if value_json != "":  # "": no value, back to the default
+            value = loads(value_json, f"value for {shown(name)}", "a JSON value", SETTINGS_BYTES)
+        return {"value": settings.validate_one(name, value, current)}
+
+    return _answer(run)
 
 
 def validate_settings(settings_json: str) -> str:
     """Validate a whole settings object: {"ok": true, "settings": {...}} or {"ok": false, ...}."""
-    try:
-        return json.dumps({"ok": True, "settings": settings.from_json(settings_json).to_dict()})
-    except MirrorVipError as exc:
-        return json.dumps({"ok": False, "error": str(exc)})
+    return _answer(lambda: {"settings": settings.from_json(settings_json).to_dict()})
 
 
 def _run(command: str, settings_json: str, iris_json: str, **options: Any) -> str:
-    from . import api  # boto3 loads here: validation and the installer work without it
-
-    report = Report(command=command)
+    report = Report(command=command, dry_run=bool(options.get("dry_run")))
     try:
-        iris: Dict[str, Any] = settings.parse_json(iris_json, "IRIS facts")
+        iris = _iris_facts(iris_json)
         report.iris = iris
         chosen = settings.from_json(settings_json)
+        from . import api, environment  # botocore loads here: validation works without it
+
+        environment.check()  # the AWS_* variables botocore reads are input too
         run: Callable[..., Report] = getattr(api, command)
         report = run(chosen, iris=iris, **options)
     except MirrorVipError as exc:
         report.fail(str(exc), exc.exit_code)
     except Exception as exc:  # IRIS must get a report, never a Python traceback
-        report.fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_INCOMPLETE)
-    return report.to_json()
+        report.fail(_unexpected(exc), EXIT_INCOMPLETE)
+    try:
+        return report.to_json()
+    except Exception as exc:  # not foreseen either: a report that surely serialises
+        fallback = Report(command=command)
+        fallback.fail(_unexpected(exc), EXIT_INCOMPLETE)
+        return fallback.to_json()
+
+
+def _iris_facts(iris_json: Any) -> Dict[str, Any]:
+    """Member.Facts(): mirror_name and role, and any fact a later release adds, each a string
+    (or null): nothing else reaches the report, or the role check."""
+    facts = settings.parse_json(iris_json, "IRIS facts", IRIS_FACTS_EXPECTED)
+    for key, value in facts.items():
+        printable = value is None or (isinstance(value, str) and value.isprintable())
+        if not (printable and key.isprintable()):
+            raise ConfigError(
+                f"invalid IRIS facts: {shown(key)}: {shown(value)}: a fact is printable text "
+                f"or null; expected {IRIS_FACTS_EXPECTED}"
+            )
+    return facts
 
 
 # --- routines: the ZMIRROR / %ZSTART block (text logic in mirror_vip.routines) ----------------
@@ -109,35 +140,36 @@ def routine_install(hook: str, lines_json: str, namespace: str, routine: str = "
     """{"ok": true, "lines": [...], "changed": bool} with our blocks in place, or ok false."""
 
     def run() -> Dict[str, Any]:
+        spec, name = _routine_names(hook, routine)
         before = _routine_text(lines_json)
-        after = routines.install(before, routines.spec_for(hook), namespace, routine or None)
+        after = routines.install(before, spec, _name("namespace", namespace), name)
         return {"lines": _routine_lines(after), "changed": after != before}
 
-    return _routine_call(run)
+    return _answer(run)
 
 
 def routine_remove(hook: str, lines_json: str, routine: str = "") -> str:
     """{"ok": true, "lines": [...], "changed": bool, "delete": bool}: delete when only ours."""
 
     def run() -> Dict[str, Any]:
-        removal = routines.remove(
-            _routine_text(lines_json), routines.spec_for(hook), routine or None
-        )
+        spec, name = _routine_names(hook, routine)
+        removal = routines.remove(_routine_text(lines_json), spec, name)
         return {
             "lines": _routine_lines(removal.text),
             "changed": removal.changed,
             "delete": removal.only_ours,
         }
 
-    return _routine_call(run)
+    return _answer(run)
 
 
 def routine_inspect(hook: str, lines_json: str, namespace: str = "", routine: str = "") -> str:
     """{"ok": true, "installed": bool, "current": bool, "namespace": str|null, "blocks": [...]}."""
 
     def run() -> Dict[str, Any]:
+        spec, name = _routine_names(hook, routine)
         state = routines.inspect(
-            _routine_text(lines_json), routines.spec_for(hook), namespace or None, routine or None
+            _routine_text(lines_json), spec, _name("namespace", namespace) or None, name
         )
         return {
             "installed": state.installed,
@@ -146,13 +178,21 @@ def routine_inspect(hook: str, lines_json: str, namespace: str = "", routine: st
             "blocks": list(state.kinds),
         }
 
-    return _routine_call(run)
+    return _answer(run)
 
 
-def _routine_text(lines_json: str) -> str:
-    lines = json.loads(lines_json) if lines_json else []
+def _routine_names(hook: Any, routine: Any) -> Tuple[routines.HookSpec, Optional[str]]:
+    """The hook's spec and the routine's name (None: the hook's own routine)."""
+    return routines.spec_for(_name("hook", hook)), _name("routine", routine) or None
+
+
+def _routine_text(lines_json: Any) -> str:
+    expected = "the routine as a JSON array of lines"
+    lines = (
+        [] if lines_json == "" else loads(lines_json, "routine lines", expected, IRIS_STRING_CHARS)
+    )
     if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
-        raise routines.RoutineError("expected the routine as a JSON array of lines")
+        raise routines.RoutineError(f"invalid routine lines: expected {expected}")
     return "\n".join(lines)
 
 
@@ -160,10 +200,55 @@ def _routine_lines(text: str) -> List[str]:
     return text.split("\n") if text else []
 
 
-def _routine_call(run: Callable[[], Dict[str, Any]]) -> str:
+# --- input and answers -----------------------------------------------------------------------
+
+
+def _name(what: str, value: Any) -> str:
+    """A short name from ObjectScript: printable text (no newline to end up in a routine)."""
+    if not isinstance(value, str) or len(value) > MAX_NAME_CHARS or not value.isprintable():
+        raise ConfigError(
+            f"invalid {what} {shown(value)}: expected printable text of at most "
+            f"{MAX_NAME_CHARS} characters"
+        )
+    return value
+
+
+def _report(report_json: Any) -> Report:
+    data = loads(report_json, "report JSON", REPORT_EXPECTED, IRIS_STRING_CHARS)
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid report JSON: not an object; expected {REPORT_EXPECTED}")
+    return Report.from_dict(data)
+
+
+def _answer(run: Callable[[], Dict[str, Any]]) -> str:
+    """{"ok": true, ...run()} or {"ok": false, "error": "<one line>"}; never raises."""
     try:
-        return json.dumps({"ok": True, **run()})
-    except json.JSONDecodeError as exc:
-        return json.dumps({"ok": False, "error": f"invalid routine lines: {exc.msg}"})
+        return _dumps({"ok": True, **run()})
     except MirrorVipError as exc:
-        return json.dumps({"ok": False, "error": str(exc)})
+        return _dumps({"ok": False, "error": str(exc)})
+    except Exception as exc:  # IRIS must get an answer, never a Python traceback
+        return _dumps({"ok": False, "error": _unexpected(exc)})
+
+
+def _text_answer(verb: str, run: Callable[[], str]) -> str:
+    try:
+        return run()
+    except MirrorVipError as exc:
+        return f"mirror-vip: cannot {verb} the report: {exc}"
+    except Exception as exc:  # IRIS must get text, never a Python traceback
+        return f"mirror-vip: cannot {verb} the report: {_unexpected(exc)}"
+
+
+def _dumps(answer: Dict[str, Any]) -> str:
+    return json.dumps(answer, allow_nan=False)
+
+
+def _unexpected(exc: Exception) -> str:
+    """An error nothing foresaw, as one bounded line (IRIS logs it as is)."""
+    if isinstance(exc, ImportError):
+        return (
+            f"Python cannot import {exc.name or 'a module'} ({exc}); reinstall mirror-vip "
+            '(zpm "install mirror-vip") so that IPM installs requirements.txt into mgr/python'
+        )
+    text = " ".join(f"unexpected {type(exc).__name__}: {exc}".split())
+    return text if len(text) <= MAX_ANSWER_CHARS else text[: MAX_ANSWER_CHARS - 3] + "..."

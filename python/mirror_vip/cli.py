@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any, Dict, Optional, Sequence
 
-from . import __version__, api, settings
+from . import __version__, api, environment, settings
 from .errors import EXIT_INVALID, MirrorVipError
 from .report import Report, render_text
 
@@ -36,8 +36,13 @@ AWS credentials and endpoints come from boto3's standard chain (instance role th
 AWS_PROFILE, AWS_ENDPOINT_URL ...)."""
 
 
+MAX_USAGE_ERROR_CHARS = 300
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line and exit 2, argparse's usage noise aside
+        if len(message) > MAX_USAGE_ERROR_CHARS:  # a huge argument: its start and the end
+            message = f"{message[:150]} ... {message[-100:]}"
         self.exit(EXIT_INVALID, f"mirror-vip: {message} (see --help)\n")
 
 
@@ -127,6 +132,7 @@ def run(args: argparse.Namespace) -> Report:
         options["use_cache"] = args.use_cache
     try:
         chosen = settings.load(_overrides(args), args.config)
+        environment.check()  # the AWS_* variables botocore reads are input too
     except MirrorVipError as exc:
         report = Report(command=args.command, dry_run=bool(options.get("dry_run")))
         report.fail(str(exc), exc.exit_code)

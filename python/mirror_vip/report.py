@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union, get_args, get_origin, get_type_hints
 
-from .errors import EXIT_INCOMPLETE, EXIT_INVALID, EXIT_OK
+from .errors import EXIT_INCOMPLETE, EXIT_INVALID, EXIT_OK, ConfigError, shown
 
 # actions a table can take part in
 REPLACED, CREATED, UNCHANGED, DELETED, SKIPPED, ERROR = (
@@ -95,15 +96,62 @@ class Report:
         return data
 
     def to_json(self, indent: Optional[int] = None) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        """Standard JSON: a NaN or infinity raises rather than being written (none can occur:
+        floats come from the clock and from validated settings and JSON)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> Report:
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in data.items() if k in known}
-        values["route_tables"] = [TableResult(**t) for t in data.get("route_tables", [])]
-        values["checks"] = [Check(**c) for c in data.get("checks", [])]
-        return cls(**values)
+        """A report read back (IRIS hands its JSON to render and summarize): every known field
+        of the type it has here (ConfigError otherwise), unknown fields ignored."""
+        report: Report = _from_dict(cls, data, "report")
+        return report
+
+
+# --- a report read back ----------------------------------------------------------------------
+
+
+def _from_dict(cls: Any, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid {where}: {shown(data)} is not an object")
+    hints = get_type_hints(cls)
+    values: Dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"invalid {where}: {f.name} is missing")
+            continue
+        values[f.name] = _typed(data[f.name], hints[f.name], f"{where}.{f.name}")
+    return cls(**values)
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """value as the field's type `hint` wants it: Optional/List of str, bool, int, float, a
+    dataclass, or Dict[str, Any]."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Union:  # Optional[X]
+        if value is None:
+            return None
+        return _typed(value, next(a for a in args if a is not type(None)), where)
+    if origin is list and isinstance(value, list):
+        return [_typed(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, where)
+    simple = {
+        str: isinstance(value, str),
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+    }
+    if simple.get(hint) or (origin is dict and isinstance(value, dict)):
+        return float(value) if hint is float else value
+    raise ConfigError(f"invalid {where}: {shown(value)} is not {_type_name(hint)}")
+
+
+def _type_name(hint: Any) -> str:
+    names: Dict[Any, str] = {str: "a string", bool: "true or false", int: "an integer"}
+    names.update({float: "a number", List[str]: "an array of strings"})
+    return names.get(hint) or ("an array" if get_origin(hint) is list else "an object")
 
 
 # --- text ---------------------------------------------------------------------------------------
@@ -151,7 +199,8 @@ def render_text(report: Report) -> str:
         lines.append(f"  [{mark}] {check.name:<22} {check.detail}")
     for warning in report.warnings:
         lines.append(f"  warning: {warning}")
-    for error in report.errors:
+    # a refusal's summary line carries its first error: said once
+    for error in report.errors[1:] if _refused(report) else report.errors:
         lines.append(f"  error: {error}")
     lines.append(f"  {summary(report)}")
     return "\n".join(lines)
@@ -208,10 +257,17 @@ def summary(report: Report) -> str:
     if report.command == "status":
         here = sum(1 for t in report.route_tables if report.eni and t.after == report.eni)
         return f"VIP {vip} routed to this ENI in {here} of {n} route table(s)"
-    if report.exit_code == EXIT_INVALID or (not report.route_tables and report.errors):
+    if _refused(report):
         return f"{report.command} of VIP {vip} refused: {report.errors[0] if report.errors else ''}"
     verb = "would change" if report.dry_run else "changed"
     line = f"{report.command} of VIP {vip}: {verb} {changed} of {n} route table(s) {took}"
     if failed:
         line += f"; FAILED on {', '.join(failed)}"
     return line
+
+
+def _refused(report: Report) -> bool:
+    """A claim or release stopped before any table: its summary is the first error."""
+    if report.command in ("doctor", "status"):
+        return False
+    return report.exit_code == EXIT_INVALID or (not report.route_tables and bool(report.errors))

@@ -7,14 +7,13 @@ names, so IRIS's MirrorVip.Config refuses exactly what the command line refuses.
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
+from .jsoninput import SETTINGS_BYTES, loads, read_text_file
 
 ALL_TABLES = "all"
 DEFAULT_INTERFACE = "eth0"
@@ -91,16 +90,17 @@ def validate_vip(value: Any) -> str:
         net = ipaddress.ip_interface(text)
     except ValueError:
         raise ConfigError(
-            f"invalid vip {text!r}: not an IPv4 address; pass one address, e.g. --vip 10.0.255.10"
+            f"invalid vip {shown(text)}: not an IPv4 address; pass one address, "
+            "e.g. --vip 10.0.255.10"
         ) from None
     if net.version != 4:
         raise ConfigError(
-            f"invalid vip {text!r}: IPv6 is not supported; the VIP is an IPv4 /32 route, "
+            f"invalid vip {shown(text)}: IPv6 is not supported; the VIP is an IPv4 /32 route, "
             "pass an IPv4 address"
         )
     if net.network.prefixlen != 32:
         raise ConfigError(
-            f"invalid vip {text!r}: a VIP is a single address (/32); "
+            f"invalid vip {shown(text)}: a VIP is a single address (/32); "
             f"pass one address such as {net.ip}"
         )
     addr = net.ip
@@ -116,7 +116,7 @@ def validate_vip(value: Any) -> str:
     elif addr.is_reserved or addr == ipaddress.IPv4Address("255.255.255.255"):
         problem = "the address is reserved or broadcast"
     if problem:
-        raise ConfigError(f"invalid vip {text!r}: {problem}; pass a unicast IPv4 address")
+        raise ConfigError(f"invalid vip {shown(text)}: {problem}; pass a unicast IPv4 address")
     return str(addr)
 
 
@@ -135,7 +135,7 @@ def _kernel_name(key: str, value: Any) -> str:
         bad = "it contains '/', whitespace or a non-printable character"
     if bad:
         raise ConfigError(
-            f"invalid {key} {text!r}: {bad}; pass a Linux interface name such as eth0"
+            f"invalid {key} {shown(text)}: {bad}; pass a Linux interface name such as eth0"
         )
     return text
 
@@ -172,14 +172,14 @@ def validate_route_tables(value: Any) -> Union[str, Tuple[str, ...]]:
         items = [_text("route_tables", v).strip() for v in value]
     else:
         raise ConfigError(
-            f"invalid route_tables {value!r}: pass 'all' or route table ids such as "
+            f"invalid route_tables {shown(value)}: pass 'all' or route table ids such as "
             "rtb-0123456789abcdef0,rtb-0fedcba9876543210"
         )
     ids: Dict[str, None] = {}
     for item in items:
         if not _RTB_ID.match(item):
             raise ConfigError(
-                f"invalid route table id {item!r}: expected 'rtb-' and 8 or 17 lowercase hex "
+                f"invalid route table id {shown(item)}: expected 'rtb-' and 8 or 17 lowercase hex "
                 "digits, or 'all'"
             )
         ids[item] = None
@@ -195,11 +195,16 @@ def validate_route_table_tag(value: Any) -> Optional[Tuple[str, str]]:
     key, sep, val = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(
-            f"invalid route_table_tag {text!r}: expected Key=Value, e.g. mirror-vip=prod"
+            f"invalid route_table_tag {shown(text)}: expected Key=Value, e.g. mirror-vip=prod"
+        )
+    if not text.isprintable():
+        raise ConfigError(
+            f"invalid route_table_tag {shown(text)}: it contains a control character; "
+            "pass printable Key=Value text"
         )
     if len(key) > 128 or len(val) > 256 or key.lower().startswith("aws:"):
         raise ConfigError(
-            f"invalid route_table_tag {text!r}: tag keys are at most 128 characters, values "
+            f"invalid route_table_tag {shown(text)}: tag keys are at most 128 characters, values "
             "at most 256, and 'aws:' keys are AWS's own"
         )
     return key, val
@@ -210,7 +215,7 @@ def validate_region(value: Any) -> Optional[str]:
         return None
     text = _text("region", value).strip()
     if not _REGION.match(text):
-        raise ConfigError(f"invalid region {text!r}: expected a region name such as eu-west-1")
+        raise ConfigError(f"invalid region {shown(text)}: expected a region name such as eu-west-1")
     return text
 
 
@@ -219,7 +224,9 @@ def validate_eni(value: Any) -> Optional[str]:
         return None
     text = _text("eni", value).strip()
     if not _ENI_ID.match(text):
-        raise ConfigError(f"invalid eni {text!r}: expected 'eni-' and 8 or 17 lowercase hex digits")
+        raise ConfigError(
+            f"invalid eni {shown(text)}: expected 'eni-' and 8 or 17 lowercase hex digits"
+        )
     return text
 
 
@@ -230,13 +237,13 @@ def validate_deadline(value: Any) -> float:
         if isinstance(value, bool):
             raise ValueError
         seconds = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past 1e308
         raise ConfigError(
-            f"invalid deadline {value!r}: expected seconds, e.g. --deadline 30"
+            f"invalid deadline {shown(value)}: expected seconds, e.g. --deadline 30"
         ) from None
     if not math.isfinite(seconds) or not 1 <= seconds <= MAX_DEADLINE:
         raise ConfigError(
-            f"invalid deadline {value!r}: expected between 1 and {MAX_DEADLINE:g} seconds"
+            f"invalid deadline {shown(value)}: expected between 1 and {MAX_DEADLINE:g} seconds"
         )
     return seconds
 
@@ -247,7 +254,7 @@ def validate_cache_file(value: Any) -> Optional[str]:
     text = _text("cache_file", value)
     if not text.startswith("/") or "\0" in text or text.endswith("/"):
         raise ConfigError(
-            f"invalid cache_file {text!r}: expected an absolute file path, "
+            f"invalid cache_file {shown(text)}: expected an absolute file path, "
             "e.g. /usr/irissys/mgr/mirror-vip/route-tables.json"
         )
     return text
@@ -255,7 +262,13 @@ def validate_cache_file(value: Any) -> Optional[str]:
 
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"invalid {key} {value!r}: expected a string")
+        raise ConfigError(f"invalid {key} {shown(value)}: expected a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: a non-UTF-8 byte from the shell, or JSON's
+        raise ConfigError(  # "\ud800"; neither EC2 nor a JSON report can carry it
+            f"invalid {key} {shown(value)}: not valid UTF-8 text; pass UTF-8 text"
+        ) from None
     return value
 
 
@@ -266,7 +279,9 @@ def from_mapping(values: Mapping[str, Any]) -> Settings:
     """Validate a mapping of public keys (None = not given) into Settings."""
     unknown = sorted(set(values) - set(KEYS))
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}; the settings are: {', '.join(KEYS)}")
+        raise ConfigError(
+            f"unknown setting {shown(unknown[0])}; the settings are: {', '.join(KEYS)}"
+        )
     given = {k: v for k, v in values.items() if v is not None}
     interface = validate_interface(given.get("interface", DEFAULT_INTERFACE))
     label = validate_label(given["label"], interface) if "label" in given else ""
@@ -283,16 +298,21 @@ def from_mapping(values: Mapping[str, Any]) -> Settings:
     )
 
 
-def parse_json(text: str, origin: str = "settings JSON") -> Dict[str, Any]:
-    try:
-        data = json.loads(text) if text and text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"invalid {origin}: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+def parse_json(
+    text: Any, origin: str = "settings JSON", expected: str = "a JSON object of settings"
+) -> Dict[str, Any]:
+    """A JSON object from outside (bounded: jsoninput); empty text is an empty object."""
+    if isinstance(text, str) and not text.strip():
+        return {}
+    data = loads(text, origin, expected, SETTINGS_BYTES)
     if not isinstance(data, dict):
-        raise ConfigError(f"invalid {origin}: expected a JSON object of settings")
+        raise ConfigError(f"invalid {origin}: it is a JSON {_json_kind(data)}; expected {expected}")
     return data
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
 
 
 def from_json(text: str) -> Settings:
@@ -302,15 +322,9 @@ def from_json(text: str) -> Settings:
 def load(overrides: Mapping[str, Any], config_file: Optional[str] = None) -> Settings:
     """Settings from a JSON file, with the command line's values (non-None) on top."""
     values: Dict[str, Any] = {}
-    if config_file:
-        path = Path(config_file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read --config {config_file!r}: {exc.strerror}; pass a readable JSON file"
-            ) from None
-        values.update(parse_json(text, f"config file {config_file!r}"))
+    if config_file is not None:  # "" too: an empty path is a mistake, not "no file"
+        where = f"--config {shown(config_file)}"
+        values.update(parse_json(read_text_file(config_file, where, SETTINGS_BYTES), where))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return from_mapping(values)
 
