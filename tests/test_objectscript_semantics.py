@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator, List
 
@@ -111,3 +112,42 @@ def test_the_loop_check_finds_a_quit_with_a_value() -> None:
         "    while 1 {\n        if x { quit 2 }\n        quit\n    }\n    quit 3"
     )
     assert quits_with_value_in_loops(_method(body)) == ["7:9", "11:16"]
+
+
+def unchecked_list_conversions(text: str) -> List[str]:
+    """`$listtostring(x, ...)` whose x is not a local its method checked with `$listvalid(x)`.
+
+    $LISTTOSTRING raises <LIST> on a value that is not a list. What an IRIS API returns is only
+    as certain as its class reference; a name on the claim path (Member.Facts goes with every
+    claim) must not depend on it.
+    """
+    found: List[str] = []
+    for node in _walk(parse(text, "class").root_node):
+        if node.type != "method_definition":
+            continue
+        body = _text(node)
+        checked = set(re.findall(r"\$listvalid\((\w+)\)", body, re.IGNORECASE))
+        for match in re.finditer(r"\$listtostring\(([^,)]*)", body, re.IGNORECASE):
+            argument = match.group(1).strip()
+            if argument not in checked and not argument.lower().startswith(("$lb(", "$listbuild(")):
+                line = node.start_point[0] + body[: match.start()].count("\n") + 1
+                found.append(f"{line}: $listtostring({argument}")
+    return found
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_lists_from_outside_are_checked_before_conversion(path: Path) -> None:
+    assert unchecked_list_conversions(path.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "unchecked"),
+    [
+        ('    quit $listtostring($system.Mirror.GetMirrorNames(), ",")', True),
+        ('    set n = ..Names()\n    quit $listtostring(n, ",")', True),
+        ('    set n = ..Names()\n    quit:$listvalid(n) $listtostring(n, ",")\n    quit n', False),
+        ('    quit $listtostring($listbuild(1, 2), ",")', False),
+    ],
+)
+def test_the_list_check_finds_what_it_must(body: str, unchecked: bool) -> None:
+    assert bool(unchecked_list_conversions(_method(body))) is unchecked
