@@ -422,3 +422,16 @@ def test_an_entry_label_on_a_last_line_without_a_line_end() -> None:
         " do MirrorVipSystemStart()",
     ]
     assert routines.remove(installed, ZSTART).text == original
+
+
+@pytest.mark.parametrize("spec", [ZMIRROR, ZSTART], ids=lambda s: s.routine)
+def test_a_failing_log_call_in_the_hook_cannot_escape_into_the_customers_label(
+    spec: HookSpec,
+) -> None:
+    """The hook's catch logs to messages.log; if that call threw, the error would leave our
+    procedure and skip the rest of the customer's entry label: it has a try of its own."""
+    lines = routines.install("", spec, "USER").split("\n")
+    at = next(i for i, line in enumerate(lines) if "WriteToConsoleLog(" in line)
+    opened = [line.strip() for line in lines[:at] if line.strip().endswith("{")]
+    assert opened[-2:] == ["} catch err {", "try {"], lines[at - 3 : at + 3]
+    assert lines[at + 1].strip() == "} catch {"

@@ -279,8 +279,11 @@ def _hook_body(spec: HookSpec, routine: str, namespace: str) -> List[str]:
         f'    set $namespace = "{namespace}"',
         f"    do ##class({HOOKS_CLASS}).{spec.hook_method}()",
         "  } catch err {",
-        f'    do ##class(%SYS.System).WriteToConsoleLog("mirror-vip: the {where} hook failed: "'
+        "    try {",  # a failing log call must not leave this procedure either
+        f'      do ##class(%SYS.System).WriteToConsoleLog("mirror-vip: the {where} hook failed: "'
         "_err.DisplayString(), 0, 2)",
+        "    } catch {",
+        "    }",
         "  }",
         "  quit",
         "}",
