@@ -31,7 +31,7 @@ from .imds import Identity
 from .report import CREATED, REPLACED, Report, TableResult
 from .settings import Settings
 
-STANDBY_ROLES = ("backup", "async")
+CLAIMING_ROLES = ("primary", "none")  # IRIS's mirror roles that may claim without force
 # Connections opened for the writes when no remembered list tells how many tables there are:
 # as many as a claim may write at once, so no write waits for a TLS handshake after the
 # describe (fewer cost a second handshake round on the critical path once N exceeds them).
@@ -62,12 +62,8 @@ def claim(
     describe runs beside them: one round trip. Otherwise: describe, then writes: two.
     """
     with _reporting("claim", chosen, iris, dry_run) as report:
-        role = str((iris or {}).get("role") or "")
-        if role in STANDBY_ROLES and not force:
-            raise ConfigError(
-                f"this IRIS instance is the mirror's {role}, not its primary: claim on the "
-                "primary, or force the claim"
-            )
+        if not force:
+            _refuse_unless_primary(iris)
         ctx = _context(chosen, report)
         if report.vip_on_interface is False:
             report.warnings.append(
@@ -345,6 +341,21 @@ def _identity_from_eni(ec2: Any, identity: Identity, deadline: Deadline) -> Iden
         identity,
         vpc_id=str(eni["VpcId"]),
         instance_id=str(eni.get("Attachment", {}).get("InstanceId") or ""),
+    )
+
+
+def _refuse_unless_primary(iris: Optional[Dict[str, Any]]) -> None:
+    """A claim needs IRIS to say primary (or no mirror member); any other role, one we do not
+    know included, refuses. Without IRIS facts (the command line) there is no role to check."""
+    if not iris or "role" not in iris:
+        return
+    role = iris["role"]
+    name = role.strip() if isinstance(role, str) else ""
+    if name.lower() in CLAIMING_ROLES:
+        return
+    said = f"the mirror's {name}" if name else f"of mirror role {role!r}"
+    raise ConfigError(
+        f"this IRIS instance is {said}, not its primary: claim on the primary, or force the claim"
     )
 
 

@@ -29,6 +29,7 @@ TARGET_KEYS = (
     "CarrierGatewayId",
     "CoreNetworkArn",
 )
+WILDCARDS = frozenset("*?\\")  # special in an EC2 filter value
 MAX_PAGES = 100  # a VPC holds a few hundred route tables at most
 VERIFY_WINDOW_S = 3.0  # how long a stale read (EC2 is eventually consistent) may persist
 
@@ -72,8 +73,18 @@ def table_filters(chosen: Settings, vpc_id: str) -> List[Dict[str, Any]]:
         filters.append({"Name": "route-table-id", "Values": list(chosen.route_tables)})
     if chosen.route_table_tag:
         key, value = chosen.route_table_tag
-        filters.append({"Name": f"tag:{key}", "Values": [value]})
+        if not WILDCARDS.intersection(value):
+            filters.append({"Name": f"tag:{key}", "Values": [value]})
+        # else: no tag filter (the whole VPC is read) and read_tables matches the value itself.
+        # EC2 reads `*` and `?` in a filter value as wildcards and a backslash as their escape
+        # ("a filter value of \*amazon\?\\ specifies the literal string *amazon?\", EC2 API
+        # reference, Filter); moto does not read the escapes, so escaping would work on one.
     return filters
+
+
+def has_tag(raw: Dict[str, Any], tag: Tuple[str, str]) -> bool:
+    """Whether a described table carries exactly this tag: the filter's answer, checked."""
+    return any(t.get("Key") == tag[0] and t.get("Value") == tag[1] for t in raw.get("Tags") or [])
 
 
 def read_tables(
@@ -87,7 +98,10 @@ def read_tables(
         vpc_id,
         Filters=table_filters(chosen, vpc_id),
     )
-    tables = [_table(raw, chosen.destination) for raw in raw_tables]
+    tag = chosen.route_table_tag
+    tables = [
+        _table(raw, chosen.destination) for raw in raw_tables if tag is None or has_tag(raw, tag)
+    ]
     found = {t.id for t in tables}
     wanted = [] if chosen.route_tables == ALL_TABLES else list(chosen.route_tables)
     missing = [rtb for rtb in wanted if rtb not in found]
@@ -135,8 +149,11 @@ def all_pages(
         items.extend(page.get(key, []))
         token = page.get("NextToken")
         if not token:
-            break
-    return items
+            return items
+    raise AwsError(
+        f"{action} on {resource}: more than {MAX_PAGES} pages, and a selection read in part "
+        "would leave tables out; select fewer route tables (route_table_tag or route_tables)"
+    )
 
 
 def read_layout(ec2: Any, chosen: Settings, vpc_id: str, deadline: Deadline) -> Layout:
