@@ -388,19 +388,28 @@ def test_describes_follow_next_token() -> None:
     assert [i["RouteTableId"] for i in items] == ["a", "b"] and seen == [None, "t1"]
 
 
-def test_a_cache_that_cannot_be_replaced_leaves_no_temporary_file(tmp_path: Path) -> None:
+def test_a_cache_that_cannot_be_replaced_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mirror_vip import cache
 
+    wanted = {"vpc_id": "vpc-1", "vip": VIP, "route_tables": "all", "route_table_tag": None}
+    tables = [cache.CachedTable("rtb-01234567", True, True)]
+    subnets = [("subnet-01234567", "10.0.1.0/24")]
     target = tmp_path / "tables.json"
-    target.mkdir()  # os.replace of a file onto a directory fails
-    cache.save(str(target), {"vpc_id": "vpc-1"}, [cache.CachedTable("rtb-01234567", True, True)])
-    assert target.is_dir() and list(target.iterdir()) == []
-    assert [p.name for p in tmp_path.iterdir()] == ["tables.json"]
-    good = tmp_path / "ok.json"
-    cache.save(str(good), {"vpc_id": "vpc-1"}, [cache.CachedTable("rtb-01234567", True, True)])
-    assert cache.load(str(good), {"vpc_id": "vpc-1"}) == [
-        cache.CachedTable("rtb-01234567", True, True)
-    ]
+
+    def cannot(*args: Any) -> None:
+        raise OSError(13, "Permission denied")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cache.os, "replace", cannot)
+        problem = cache.save(str(target), wanted, tables, subnets)
+    assert problem is not None and str(target) in problem and "Permission denied" in problem
+    assert list(tmp_path.iterdir()) == []
+    assert cache.save(str(target), wanted, tables, subnets) is None
+    loaded = cache.load(str(target), wanted)
+    assert loaded.problem is None and loaded.remembered is not None
+    assert (loaded.remembered.tables, loaded.remembered.subnets) == (tables, subnets)
 
 
 # --- issue 10: the role, pagination, tag values -------------------------------------------------

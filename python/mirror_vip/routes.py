@@ -289,12 +289,18 @@ def verify_claim(
 
     Tables whose write failed are read too: a write whose answer was lost (a read timeout,
     a dropped connection) may have landed, and then the table is switched, not failed.
-    Returns a warning when the read itself failed: the writes' own results then stand.
+    Returns why the writes are not verified when the read itself failed (or no time was left
+    for it): the writes' own results then stand, and the claim is not a success.
     """
     written = [r for r in results if r.action in (REPLACED, CREATED)]
     doubtful = [r for r in results if r.action == ERROR and r.before != eni]
     if not written and not doubtful:
         return None
+    if deadline.remaining() <= 0:
+        return (
+            "the writes are not verified: no time was left to read them back; run status to "
+            "see where the routes point"
+        )
     scoped = Settings(vip=chosen.vip, route_tables=tuple(r.id for r in written + doubtful))
     window = Deadline(min(VERIFY_WINDOW_S, deadline.remaining()))
     pause = 0.1
@@ -308,7 +314,10 @@ def verify_claim(
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
     except AwsError as exc:
-        return f"could not verify the writes ({exc}); run status to see where the routes point"
+        return (
+            f"the writes are not verified: reading them back failed ({exc}); run status to "
+            "see where the routes point"
+        )
     for r in doubtful:
         if r.id in seen and seen[r.id].target == eni:
             r.action = CREATED if r.before is None else REPLACED
