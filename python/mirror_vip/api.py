@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import cache, fastpath, host, imds, routes
+from . import cache, deletes, fastpath, host, imds, routes
 from .aws import (
     MAX_PARALLEL_WRITES,
     Deadline,
@@ -27,7 +27,7 @@ from .aws import (
 from .doctor import run_checks, source_dest_check
 from .errors import ConfigError, HostError, IdentityError, MirrorVipError
 from .imds import Identity
-from .report import Report
+from .report import DELETED, Report
 from .settings import Settings
 
 CLAIMING_ROLES = ("primary", "none")  # IRIS's mirror roles that may claim without force
@@ -127,14 +127,21 @@ def _usable_list(
 def _claim_after_describe(ctx: Context, report: Report, preopen: int) -> routes.Layout:
     """Round trip 1: the describes (and connections opened for the writes); 2: the writes."""
     eni = ctx.identity.eni
-    with ThreadPoolExecutor(max_workers=1) as side:
-        side.submit(open_connections, ctx.ec2, min(preopen, MAX_PARALLEL_WRITES))
-        layout = _read_layout(ctx)
+    layout = _read_layout_connecting(ctx, 0 if report.dry_run else preopen)
     routes.refuse_if_inside_subnet(str(ctx.settings.vip), layout)
     report.route_tables = routes.plan_claim(layout.tables, eni)
     if not report.dry_run:
         routes.apply_claim(ctx.ec2, report.route_tables, _destination(ctx), eni, ctx.deadline)
     return layout
+
+
+def _read_layout_connecting(ctx: Context, count: int) -> routes.Layout:
+    """The describes, with up to COUNT connections opened for the writes meanwhile."""
+    if count <= 0:
+        return _read_layout(ctx)
+    with ThreadPoolExecutor(max_workers=1) as side:
+        side.submit(open_connections, ctx.ec2, min(count, MAX_PARALLEL_WRITES))
+        return _read_layout(ctx)
 
 
 def _read_layout(ctx: Context) -> routes.Layout:
@@ -208,18 +215,34 @@ def release(
     force: bool = False,
     iris: Optional[Dict[str, Any]] = None,
 ) -> Report:
-    """Delete the VIP's route where it points at this ENI (with force: wherever it points)."""
+    """Delete the VIP's route where it points at this ENI (with force: wherever it points),
+    then read the tables back: the report says what they hold (deletes.py)."""
     with _reporting("release", chosen, iris, dry_run) as report:
         ctx = _context(chosen, report)
-        layout = _read_layout(ctx)
+        # The read that decides each delete, with the deletes' connections opened meanwhile:
+        # the deletes follow its answer by one-way latency, not a handshake more.
+        known = cache.load(ctx.settings.cache_file, cache.key(ctx.settings, ctx.identity.vpc_id))
+        count = len(known.remembered.tables) if known.remembered else PREOPEN_GUESS
+        layout = _read_layout_connecting(ctx, 0 if dry_run else count)
         routes.refuse_if_inside_subnet(str(ctx.settings.vip), layout)
-        report.route_tables = routes.plan_release(layout.tables, ctx.identity.eni, force)
+        report.route_tables = deletes.plan_release(layout.tables, ctx.identity.eni, force)
         report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
         _require_tables(report, chosen)
         if dry_run:
             routes.as_dry_run(report.route_tables)
             return report
-        routes.apply_release(ctx.ec2, report.route_tables, _destination(ctx), ctx.deadline)
+        deletes.apply_release(ctx.ec2, report.route_tables, _destination(ctx), ctx.deadline)
+        unverified = deletes.verify_release(
+            ctx.ec2, ctx.settings, ctx.identity.vpc_id, report.route_tables, ctx.deadline
+        )
+        if unverified:
+            report.fail(unverified)
+        for r in report.route_tables:
+            if r.action == DELETED and r.after is not None:
+                report.warnings.append(
+                    f"route table {r.id}: after the delete the VIP route points at {r.after}: "
+                    "claimed since (by the primary, or its reconcile)"
+                )
     return report
 
 

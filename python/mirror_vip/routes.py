@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .aws import MAX_PARALLEL_WRITES, Deadline, aws_error, call, checked, error_code, error_message
 from .errors import AwsError, LayoutError
-from .report import CREATED, DELETED, ERROR, REPLACED, SKIPPED, UNCHANGED, WOULD, TableResult
+from .report import CREATED, ERROR, REPLACED, UNCHANGED, WOULD, TableResult
 from .settings import ALL_TABLES, Settings
 
 TARGET_KEYS = (
@@ -273,7 +273,7 @@ def apply_claim(
         except AwsError as exc:
             result.action, result.error, result.after = ERROR, str(exc), result.before
 
-    _parallel(one, todo)
+    in_parallel(one, todo)
 
 
 def verify_claim(
@@ -335,56 +335,6 @@ def verify_claim(
     return None
 
 
-# --- release -------------------------------------------------------------------------------
-
-
-def plan_release(tables: Sequence[Table], eni: str, force: bool) -> List[TableResult]:
-    results = []
-    for t in tables:
-        ours = t.target == eni
-        if t.route is None:
-            action = UNCHANGED
-        elif ours or force:
-            action = DELETED
-        else:
-            action = SKIPPED
-        results.append(
-            TableResult(
-                id=t.id,
-                before=t.target,
-                after=None if action == DELETED else t.target,
-                action=action,
-                state=t.state,
-                main=t.main,
-                error=None
-                if action != SKIPPED
-                else f"points at {t.target}, not this ENI: left alone (--force deletes it)",
-            )
-        )
-    return results
-
-
-def apply_release(
-    ec2: Any, results: List[TableResult], destination: str, deadline: Deadline
-) -> None:
-    def one(result: TableResult) -> None:
-        try:
-            call(
-                ec2.delete_route,
-                deadline,
-                RouteTableId=result.id,
-                DestinationCidrBlock=destination,
-            )
-        except Exception as exc:
-            if error_code(exc) == "InvalidRoute.NotFound":  # someone else removed it
-                result.action, result.after = UNCHANGED, None
-                return
-            result.action, result.after = ERROR, result.before
-            result.error = str(aws_error(exc, "DeleteRoute", result.id))
-
-    _parallel(one, [r for r in results if r.action == DELETED])
-
-
 def as_dry_run(results: List[TableResult]) -> None:
     for r in results:
         if r.action in WOULD:
@@ -402,7 +352,8 @@ def as_status(layout: Layout, vpc_id: str, chosen: Settings) -> List[TableResult
     return found + missing_results(layout, vpc_id, chosen)
 
 
-def _parallel(fn: Callable[[TableResult], None], items: List[TableResult]) -> None:
+def in_parallel(fn: Callable[[TableResult], None], items: List[TableResult]) -> None:
+    """fn on every item, at most MAX_PARALLEL_WRITES at once."""
     if not items:
         return
     if len(items) == 1:
