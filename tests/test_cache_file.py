@@ -115,7 +115,7 @@ def test_a_list_owned_by_another_user_is_ignored(
     assert len(aws.writes) == 0  # the routes already pointed here: nothing to write
 
 
-@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666], ids=lambda m: f"{m:o}")
 def test_a_list_others_could_write_is_ignored(
     member_a: World, aws: AwsLike, tmp_path: Path, mode: int
 ) -> None:

@@ -172,12 +172,12 @@ def _tables(entries: Any, wanted: Dict[str, Any]) -> List[CachedTable]:
     if not isinstance(entries, list) or not entries:
         raise _Ignored("has no list of route tables")
     named = wanted.get("route_tables")
-    limit = MAX_TABLES if named == ALL_TABLES else len(named or ())
+    limit = MAX_TABLES if named == ALL_TABLES else min(MAX_TABLES, len(named or ()))
     if len(entries) > limit:
+        why = "one round of parallel writes" if limit == MAX_TABLES else "route_tables names"
         raise _Ignored(
             f"lists {len(entries)} route tables, more than the {limit} a failover claim "
-            "writes from a list"
-            + (" (one round of parallel writes)" if named == ALL_TABLES else " (route_tables)")
+            f"writes from a list ({why} {limit})"
         )
     tables: List[CachedTable] = []
     for entry in entries:
