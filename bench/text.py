@@ -47,7 +47,10 @@ was read too): before any write, the failover claim checks the remembered list o
 (`cache.load`: the file's type, owner and mode, its age, its content), which takes 0.11 ms at
 N = 8 and 0.14 ms at N = 32 (`timeit`, 2000 loads); `tempfile` is now imported only when the
 list is saved, after the last write. The path keeps one round trip to the last switch (the
-tables below).
+tables below). Side by side with the limit (`bench.ab`, 15 runs, 2026-12-01): ours cached N = 8,
+L = 50: 0.630 s, the limit 0.628 s. The describe-first path, A/B against the code before
+issue 10 (7 runs): ours cold N = 8, L = 50: 0.696 -> 0.696 s; N = 32, L = 20: 0.656 -> 0.659 s,
+both with the third wave the fake AWS shows there on this machine (moto serialises 32 writes).
 
 Evaluated and not kept:
 
@@ -99,8 +102,9 @@ NOTES = """
 - **The 3.5x target at N = 8, L = 50 ms.** It was set from figures measured with no TLS delay.
   With the handshake modelled, a fresh process that must describe before it writes pays 2L+L+L
   after start-up while the baseline's 18 sequential calls gain only two handshakes, so the
-  achievable ratio shrinks: the limit itself is about 3.7x here. Without the TLS model (the
-  section above) the same rows give the issue's set-up.
+  achievable ratio shrinks: the limit itself stays under 3.5x here (the headline's
+  "baseline ÷ row"). Without the TLS model (the section above) the same rows give the issue's
+  set-up.
 """
 
 
