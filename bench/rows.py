@@ -156,7 +156,11 @@ def remember(bench: Bench, vpc: Vpc) -> None:
     """The table list as a previous claim on this member left it."""
     chosen = settings.from_json(json.dumps(bench.settings()))
     tables = [cache.CachedTable(t, i == 0, True) for i, t in enumerate(vpc.tables)]
-    cache.save(str(bench.cache_file), cache.key(chosen, vpc.vpc_id), tables)
+    found = bench.aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc.vpc_id]}])
+    subnets = [(s["SubnetId"], s["CidrBlock"]) for s in found["Subnets"]]
+    unsaved = cache.save(str(bench.cache_file), cache.key(chosen, vpc.vpc_id), tables, subnets)
+    if unsaved:
+        raise RuntimeError(unsaved)
 
 
 def ours_cached(bench: Bench, vpc: Vpc, latency: float) -> Figures:

@@ -151,12 +151,12 @@ def test_the_installer_hooks_the_routines_python_knows() -> None:
 
 
 def test_the_roles_are_the_cores() -> None:
-    """Member.Role() says primary, backup, async or none; the core refuses a claim on the
-    standby roles unless forced, so those must be spelt the same on both sides."""
+    """Member.Role() says primary, backup, async or none; the core claims unforced only on
+    primary and none (any other role refuses), so those must be spelt the same on both sides."""
     role = SOURCES["MirrorVip.Member"].methods["RoleOf"].body
     roles = set(re.findall(r'"(\w+)"', role))
     assert roles == {"none", "primary", "async", "backup"}
-    assert set(api.STANDBY_ROLES) == roles - {"none", "primary"}
+    assert set(api.CLAIMING_ROLES) == {"none", "primary"}
 
 
 def test_the_report_fields_read_are_report_fields() -> None:

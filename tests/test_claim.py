@@ -388,16 +388,127 @@ def test_describes_follow_next_token() -> None:
     assert [i["RouteTableId"] for i in items] == ["a", "b"] and seen == [None, "t1"]
 
 
-def test_a_cache_that_cannot_be_replaced_leaves_no_temporary_file(tmp_path: Path) -> None:
+def test_a_cache_that_cannot_be_replaced_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mirror_vip import cache
 
+    wanted = {"vpc_id": "vpc-1", "vip": VIP, "route_tables": "all", "route_table_tag": None}
+    tables = [cache.CachedTable("rtb-01234567", True, True)]
+    subnets = [("subnet-01234567", "10.0.1.0/24")]
     target = tmp_path / "tables.json"
-    target.mkdir()  # os.replace of a file onto a directory fails
-    cache.save(str(target), {"vpc_id": "vpc-1"}, [cache.CachedTable("rtb-01234567", True, True)])
-    assert target.is_dir() and list(target.iterdir()) == []
-    assert [p.name for p in tmp_path.iterdir()] == ["tables.json"]
-    good = tmp_path / "ok.json"
-    cache.save(str(good), {"vpc_id": "vpc-1"}, [cache.CachedTable("rtb-01234567", True, True)])
-    assert cache.load(str(good), {"vpc_id": "vpc-1"}) == [
-        cache.CachedTable("rtb-01234567", True, True)
-    ]
+
+    def cannot(*args: Any) -> None:
+        raise OSError(13, "Permission denied")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cache.os, "replace", cannot)
+        problem = cache.save(str(target), wanted, tables, subnets)
+    assert problem is not None and str(target) in problem and "Permission denied" in problem
+    assert list(tmp_path.iterdir()) == []
+    assert cache.save(str(target), wanted, tables, subnets) is None
+    loaded = cache.load(str(target), wanted)
+    assert loaded.problem is None and loaded.remembered is not None
+    assert (loaded.remembered.tables, loaded.remembered.subnets) == (tables, subnets)
+
+
+# --- issue 10: the role, pagination, tag values -------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["Backup", "BACKUP", "async", "Async", "joining", "", 5, None])
+def test_any_role_but_primary_or_none_refuses_unless_forced(
+    member_a: World, aws: AwsLike, role: Any
+) -> None:
+    """IRIS passes its role; a role we do not know is a reason to stop, not to go on."""
+    w = member_a
+    refused = claim(iris={"role": role, "mirror_name": "PROD"})
+    assert refused.exit_code == 2 and refused.outcome == "failure", refused.errors
+    assert "primary" in refused.errors[0] and "force" in refused.errors[0]
+    assert aws.calls == [] and set(w.targets().values()) == {None}
+    forced = claim(iris={"role": role}, force=True)
+    assert forced.ok and set(w.targets().values()) == {w.a.eni}
+
+
+@pytest.mark.parametrize(
+    "iris", [None, {}, {"role": "primary"}, {"role": "Primary"}, {"role": "none"}]
+)
+def test_the_primary_or_no_mirror_claims(member_a: World, iris: Any) -> None:
+    report = claim(iris=iris)
+    assert report.ok, report.errors
+    assert set(member_a.targets().values()) == {member_a.a.eni}
+
+
+def test_a_describe_of_more_pages_than_max_pages_fails_clearly() -> None:
+    from mirror_vip.aws import Deadline
+    from mirror_vip.errors import AwsError
+    from mirror_vip.routes import MAX_PAGES, all_pages
+
+    asked = []
+
+    def endless(**params: Any) -> Dict[str, Any]:
+        asked.append(params.get("NextToken"))
+        return {"RouteTables": [{"RouteTableId": f"rtb-{len(asked):08x}"}], "NextToken": "more"}
+
+    with pytest.raises(AwsError) as failed:
+        all_pages(endless, "RouteTables", Deadline(5), "DescribeRouteTables", "vpc-1", Filters=[])
+    assert len(asked) == MAX_PAGES
+    assert f"more than {MAX_PAGES} pages" in str(failed.value)
+    assert "DescribeRouteTables" in str(failed.value) and "vpc-1" in str(failed.value)
+
+
+def _client_hook(monkeypatch: pytest.MonkeyPatch, event: str, handler: Any) -> None:
+    """Register HANDLER for a botocore EVENT on the EC2 client the product makes."""
+    make = api.ec2_client
+
+    def with_hook(*args: Any, **kwargs: Any) -> Any:
+        client = make(*args, **kwargs)
+        client.meta.events.register(event, handler)
+        return client
+
+    monkeypatch.setattr(api, "ec2_client", with_hook)
+
+
+def test_a_claim_whose_describe_never_ends_writes_nothing(
+    member_a: World, aws: AwsLike, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A VPC listing more than MAX_PAGES pages (here: every page says there is another)."""
+
+    def another_page(parsed: Dict[str, Any], **_: Any) -> None:
+        parsed["NextToken"] = "another"
+
+    _client_hook(monkeypatch, "after-call.ec2.DescribeRouteTables", another_page)
+    report = claim()
+    assert report.exit_code == 1 and report.outcome == "failure", report.errors
+    assert "pages" in report.errors[0] and report.route_tables == []
+    assert aws.writes == [] and set(member_a.targets().values()) == {None}
+
+
+@pytest.mark.parametrize(
+    ("wanted", "other"), [("prod*", "prod-legacy"), ("a?", "ab"), ("x\\*", "x\\yz")]
+)
+def test_a_tag_value_is_matched_literally(
+    aws: AwsLike, imds: Imds, fake_host: FakeHost, wanted: str, other: str
+) -> None:
+    """EC2 reads `*` and `?` in filter values as wildcards (and `\\` as their escape)."""
+    w = build_world(tables=2, tag_first=("mirror-vip", wanted))
+    w.ec2.create_tags(Resources=[w.tables[1]], Tags=[{"Key": "mirror-vip", "Value": other}])
+    imds.become(w.a, w.vpc_id)
+    fake_host.mac = w.a.mac
+    fake_host.carry()
+    aws.calls.clear()
+    report = claim(route_table_tag=f"mirror-vip={wanted}")
+    assert report.ok and [t.id for t in report.route_tables] == [w.tables[0]], report
+    assert w.targets() == {w.main_table: None, w.tables[0]: w.a.eni, w.tables[1]: None}
+    assert [p["RouteTableId"] for _, p in aws.writes] == [w.tables[0]]
+
+
+def test_a_tag_value_with_wildcards_is_not_sent_as_a_filter_pattern() -> None:
+    """EC2 reads `*`, `?` (and `\\`, their escape) in filter values as patterns: such a value is
+    matched by read_tables on the tags the VPC's tables carry, not sent."""
+    from mirror_vip.routes import table_filters
+
+    for value in ("prod*", "a?", "x\\y"):
+        chosen = settings.from_mapping({"route_table_tag": f"k={value}"})
+        assert table_filters(chosen, "vpc-1") == [{"Name": "vpc-id", "Values": ["vpc-1"]}]
+    plain = settings.from_mapping({"route_table_tag": "k=prod"})
+    assert table_filters(plain, "vpc-1")[-1] == {"Name": "tag:k", "Values": ["prod"]}

@@ -6,7 +6,8 @@ from typing import Any, Dict
 
 from mirror_vip import api, settings
 from mirror_vip.report import FAIL, PASS, WARN, Report
-from tests.conftest import VIP, AwsLike, FakeHost, World
+from tests.conftest import VIP, AwsLike, FakeHost, Imds, World
+from tests.test_claim import _client_hook
 
 
 def chosen(**values: Any) -> settings.Settings:
@@ -139,3 +140,81 @@ def test_doctor_without_imds(member_a: World, monkeypatch: Any) -> None:
 def test_doctor_with_no_table_selected(member_a: World) -> None:
     report = api.doctor(chosen(route_table_tag="nobody=here"))
     assert checks(report)["route_tables"] == FAIL and "permissions" not in checks(report)
+
+
+# --- issue 10, item 5: release reads right before its deletes, verifies, tells the truth ------
+
+
+def test_release_reports_a_route_claimed_after_its_delete(
+    member_a: World, aws: AwsLike, monkeypatch: Any
+) -> None:
+    """The other member's claim lands right after our delete: the table holds B's route."""
+    w = member_a
+    for table in (w.main_table, *w.tables):
+        w.route(table, w.a.eni)
+
+    def note_table(params: Dict[str, Any], context: Dict[str, Any], **_: Any) -> None:
+        context["table"] = params["RouteTableId"]
+
+    def b_claims(context: Dict[str, Any], **_: Any) -> None:  # our delete has been answered
+        if context.get("table") == w.tables[0]:
+            w.route(w.tables[0], w.b.eni)
+
+    _client_hook(monkeypatch, "before-parameter-build.ec2.DeleteRoute", note_table)
+    _client_hook(monkeypatch, "after-call.ec2.DeleteRoute", b_claims)
+    aws.calls.clear()
+    report = api.release(chosen())
+    assert aws.count("DeleteRoute") == 3
+    held = w.targets()
+    assert held == {w.main_table: None, w.tables[0]: w.b.eni, w.tables[1]: None}
+    assert {t.id: t.after for t in report.route_tables} == held
+    assert {t.id: t.action for t in report.route_tables} == dict.fromkeys(held, "deleted")
+    assert report.ok and any(w.tables[0] in m and w.b.eni in m for m in report.warnings)
+
+
+def test_a_claim_between_release_read_and_delete_is_reported_and_healed(
+    member_a: World, aws: AwsLike, imds: Imds, fake_host: FakeHost
+) -> None:
+    """EC2 has no delete-if-target: B's route, landed between our read and our delete, is
+    deleted. The report says what the tables hold (nothing); the primary's reconcile (a
+    describe-first claim) puts the route back (docs/operations.md, section 8)."""
+    w = member_a
+    for table in (w.main_table, *w.tables):
+        w.route(table, w.a.eni)
+
+    def b_claims_first(backend: Any, action: str, params: Dict[str, Any]) -> None:
+        if action == "DeleteRoute":
+            backend.replace_route(params["RouteTableId"], f"{VIP}/32", interface_id=w.b.eni)
+
+    aws.hooks.append(b_claims_first)
+    report = api.release(chosen())
+    aws.hooks.clear()
+    assert set(w.targets().values()) == {None}
+    assert {t.id: (t.action, t.after) for t in report.route_tables} == {
+        t: ("deleted", None) for t in (w.main_table, *w.tables)
+    }
+    imds.become(w.b, w.vpc_id)
+    fake_host.mac = w.b.mac
+    reconcile = api.claim(chosen(), iris={"role": "primary"})
+    assert reconcile.ok and set(w.targets().values()) == {w.b.eni}
+
+
+def test_release_verifies_a_delete_whose_answer_says_it_is_still_there(
+    member_a: World, aws: AwsLike
+) -> None:
+    """A delete answered with success whose route is still there when read back (here: the
+    route put back at once) is not reported as deleted."""
+    w = member_a
+    w.route(w.main_table, w.a.eni)
+
+    def put_back(backend: Any, action: str, params: Dict[str, Any]) -> None:
+        if action == "DescribeRouteTables" and aws.count("DeleteRoute") == 1:
+            aws.hooks.clear()
+            backend.create_route(w.main_table, f"{VIP}/32", interface_id=w.a.eni)
+
+    aws.hooks.append(put_back)
+    report = api.release(chosen(deadline=2))
+    row = next(t for t in report.route_tables if t.id == w.main_table)
+    assert w.target(w.main_table) == w.a.eni
+    assert row.action == "error" and row.after == w.a.eni, row
+    assert report.exit_code == 1 and report.outcome == "partial"  # the other tables had no route

@@ -6,16 +6,15 @@ given eni and region), one EC2 client, then the route tables.
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import cache, host, imds, routes
+from . import cache, deletes, fastpath, host, imds, routes
 from .aws import (
     MAX_PARALLEL_WRITES,
     Deadline,
@@ -28,10 +27,10 @@ from .aws import (
 from .doctor import run_checks, source_dest_check
 from .errors import ConfigError, HostError, IdentityError, MirrorVipError
 from .imds import Identity
-from .report import CREATED, REPLACED, Report, TableResult
+from .report import DELETED, Report
 from .settings import Settings
 
-STANDBY_ROLES = ("backup", "async")
+CLAIMING_ROLES = ("primary", "none")  # IRIS's mirror roles that may claim without force
 # Connections opened for the writes when no remembered list tells how many tables there are:
 # as many as a claim may write at once, so no write waits for a TLS handshake after the
 # describe (fewer cost a second handshake round on the critical path once N exceeds them).
@@ -58,16 +57,13 @@ def claim(
 ) -> Report:
     """Point the VIP's route in every selected table at this instance's ENI.
 
-    With use_cache (a failover) and a cached table list, the writes go out at once and the
-    describe runs beside them: one round trip. Otherwise: describe, then writes: two.
+    With use_cache (a failover) and a usable remembered table list (cache.py), the writes go
+    out at once and the describe runs beside them: one round trip (fastpath.py). Otherwise:
+    describe, then writes: two. Either way a verify read follows, and the list is saved.
     """
     with _reporting("claim", chosen, iris, dry_run) as report:
-        role = str((iris or {}).get("role") or "")
-        if role in STANDBY_ROLES and not force:
-            raise ConfigError(
-                f"this IRIS instance is the mirror's {role}, not its primary: claim on the "
-                "primary, or force the claim"
-            )
+        if not force:
+            _refuse_unless_primary(iris)
         ctx = _context(chosen, report)
         if report.vip_on_interface is False:
             report.warnings.append(
@@ -76,32 +72,62 @@ def claim(
                 f"dev {ctx.settings.interface} label {ctx.settings.vip_label})"
             )
         wanted = cache.key(ctx.settings, ctx.identity.vpc_id)
-        known = cache.load(ctx.settings.cache_file, wanted)
-        if use_cache and known and not dry_run:
-            layout = _claim_known_tables(ctx, report, known)
+        loaded = cache.load(ctx.settings.cache_file, wanted)
+        known = _usable_list(ctx, loaded, report) if use_cache and not dry_run else None
+        unselected: Set[str] = set()
+        if known:
+            fast = fastpath.claim_known_tables(
+                ctx.ec2,
+                ctx.settings,
+                ctx.identity.vpc_id,
+                ctx.identity.eni,
+                ctx.deadline,
+                report,
+                known,
+            )
+            layout, unselected = fast.layout, fast.unselected
         else:
-            layout = _claim_after_describe(ctx, report, len(known or ()) or PREOPEN_GUESS)
-        report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
+            tables = loaded.remembered.tables if loaded.remembered else ()
+            layout = _claim_after_describe(ctx, report, len(tables) or PREOPEN_GUESS)
+        if layout is not None:
+            report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
         _require_tables(report, chosen)
         if dry_run:
             routes.as_dry_run(report.route_tables)
             return report
-        eni = ctx.identity.eni
         unverified = routes.verify_claim(
-            ctx.ec2, ctx.settings, ctx.identity.vpc_id, report.route_tables, eni, ctx.deadline
+            ctx.ec2,
+            ctx.settings,
+            ctx.identity.vpc_id,
+            [r for r in report.route_tables if r.id not in unselected],
+            ctx.identity.eni,
+            ctx.deadline,
         )
         if unverified:
-            report.warnings.append(unverified)
-        _remember(ctx, wanted, layout, report)
+            report.fail(unverified)
+        if layout is not None:
+            _warn(report, _remember(ctx, wanted, layout, report))
     return report
+
+
+def _usable_list(
+    ctx: Context, loaded: cache.Loaded, report: Report
+) -> Optional[List[cache.CachedTable]]:
+    """The remembered table list, if the failover may write from it: trusted, fresh, well
+    formed (cache.load), and its remembered subnets leave the VIP outside them all (else
+    the describe goes first, and refuses if the VIP still lies inside one)."""
+    _warn(report, loaded.problem)
+    if loaded.remembered is None:
+        return None
+    if routes.subnet_containing(str(ctx.settings.vip), loaded.remembered.subnets) is not None:
+        return None
+    return loaded.remembered.tables
 
 
 def _claim_after_describe(ctx: Context, report: Report, preopen: int) -> routes.Layout:
     """Round trip 1: the describes (and connections opened for the writes); 2: the writes."""
     eni = ctx.identity.eni
-    with ThreadPoolExecutor(max_workers=1) as side:
-        side.submit(open_connections, ctx.ec2, min(preopen, MAX_PARALLEL_WRITES))
-        layout = _read_layout(ctx)
+    layout = _read_layout_connecting(ctx, 0 if report.dry_run else preopen)
     routes.refuse_if_inside_subnet(str(ctx.settings.vip), layout)
     report.route_tables = routes.plan_claim(layout.tables, eni)
     if not report.dry_run:
@@ -109,46 +135,16 @@ def _claim_after_describe(ctx: Context, report: Report, preopen: int) -> routes.
     return layout
 
 
-def _claim_known_tables(
-    ctx: Context, report: Report, known: List[cache.CachedTable]
-) -> routes.Layout:
-    """Round trip 1: every cached table written, the describe beside them. A table the
-    describe no longer shows is dropped; one it shows for the first time is claimed after."""
-    eni = ctx.identity.eni
-    results = [
-        TableResult(id=t.id, main=t.main, action=REPLACED if t.had_route else CREATED)
-        for t in known
-    ]
-    sent = _WritesSent(ctx.ec2, len(results))
+def _read_layout_connecting(ctx: Context, count: int) -> routes.Layout:
+    """The describes, with up to COUNT connections opened for the writes meanwhile."""
+    if count <= 0:
+        return _read_layout(ctx)
     with ThreadPoolExecutor(max_workers=1) as side:
-        described = side.submit(_read_layout, ctx, sent.done)
-        try:
-            routes.apply_claim(ctx.ec2, results, _destination(ctx), eni, ctx.deadline)
-        finally:
-            sent.close()
-        layout = described.result()
-    seen = {t.id: t for t in layout.tables}
-    for r in results:
-        if r.id in seen and seen[r.id].target != eni:
-            r.before = seen[r.id].target  # read beside the write: the old target, if it was first
-    gone = [r.id for r in results if r.id not in seen]
-    if gone:
-        report.warnings.append(f"cached route table(s) gone or deselected: {', '.join(gone)}")
-    report.route_tables = [r for r in results if r.id in seen]
-    cached_ids = {k.id for k in known}
-    new = [t for t in layout.tables if t.id not in cached_ids]
-    if new:
-        routes.refuse_if_inside_subnet(str(ctx.settings.vip), layout)
-        fresh = routes.plan_claim(new, eni)
-        routes.apply_claim(ctx.ec2, fresh, _destination(ctx), eni, ctx.deadline)
-        report.route_tables += fresh
-    return layout
+        side.submit(open_connections, ctx.ec2, min(count, MAX_PARALLEL_WRITES))
+        return _read_layout(ctx)
 
 
-def _read_layout(ctx: Context, after: Optional[threading.Event] = None) -> routes.Layout:
-    """The describe round trip, once AFTER is set (when given)."""
-    if after is not None:
-        after.wait(ctx.deadline.remaining())
+def _read_layout(ctx: Context) -> routes.Layout:
     return routes.read_layout(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
 
 
@@ -157,49 +153,59 @@ def _destination(ctx: Context) -> str:
     return str(ctx.settings.destination)
 
 
-class _WritesSent:
-    """`done` is set once `count` route writes have been handed to the HTTP layer (botocore's
-    before-send event), or on close. The describe beside the writes waits for it: its CPU
-    work (building and signing its requests) would otherwise hold the GIL while the writes
-    are still being built and signed, and delay them."""
-
-    EVENTS = ("before-send.ec2.ReplaceRoute", "before-send.ec2.CreateRoute")
-
-    def __init__(self, ec2: Any, count: int) -> None:
-        self._ec2 = ec2
-        self._left = count
-        self._lock = threading.Lock()
-        self.done = threading.Event()
-        if count <= 0:
-            self.done.set()
-        for event in self.EVENTS:
-            ec2.meta.events.register(event, self._sent)
-
-    def _sent(self, **_: Any) -> None:  # a handler that returns None lets the send proceed
-        with self._lock:
-            self._left -= 1
-            if self._left <= 0:
-                self.done.set()
-
-    def close(self) -> None:
-        self.done.set()
-        for event in self.EVENTS:
-            self._ec2.meta.events.unregister(event, self._sent)
+def _warn(report: Report, warning: Optional[str]) -> None:
+    if warning:
+        report.warnings.append(warning)
 
 
-def _remember(ctx: Context, wanted: Dict[str, Any], layout: routes.Layout, report: Report) -> None:
-    """Save the table list as the claim left it: a table whose route we made has one now."""
-    if routes.subnet_containing(str(ctx.settings.vip), layout.subnets) is not None:
-        return
+def _remember(
+    ctx: Context, wanted: Dict[str, Any], layout: routes.Layout, report: Report
+) -> Optional[str]:
+    """Save the table list as the claim left it (a table whose route we made has one now),
+    with the VPC's subnets. Returns why it was not saved, if it was not."""
     after = {r.id: r.after for r in report.route_tables}
-    cache.save(
+    return cache.save(
         ctx.settings.cache_file,
         wanted,
         [
             cache.CachedTable(t.id, t.main, after.get(t.id, t.target) is not None)
             for t in layout.tables
         ],
+        layout.subnets,
     )
+
+
+def refresh(chosen: Settings, *, iris: Optional[Dict[str, Any]] = None) -> Report:
+    """Read-only: describe the selection and remember it for the next failover claim.
+
+    A backup's reconcile task runs it every minute, so the member that claims next holds a
+    list at most a minute old (a claim uses one at most cache.MAX_AGE_S old). It writes no
+    route: one DescribeRouteTables and one DescribeSubnets, side by side. EC2 throttles
+    non-mutating calls per API in a bucket of 100 requests refilled at 20 per second
+    (AWS's "Request throttling for the Amazon EC2 API"): one of each a minute is nothing
+    against that, and leaves the mutating bucket (the claims' writes) untouched.
+    """
+    with _reporting("refresh", chosen, iris) as report:
+        if not chosen.cache_file:
+            raise ConfigError(
+                "refresh remembers the route-table list in cache_file: set cache_file "
+                "(IRIS sets <mgr>/mirror-vip/route-tables.json)"
+            )
+        ctx = _context(chosen, report)
+        layout = _read_layout(ctx)
+        report.route_tables = routes.as_status(layout, ctx.identity.vpc_id, chosen)
+        _require_tables(report, chosen)
+        vip = str(ctx.settings.vip)
+        inside = routes.subnet_containing(vip, layout.subnets)
+        if inside:
+            report.fail(
+                f"VIP {vip} lies inside subnet {inside[0]} ({inside[1]}): it cannot work, and a "
+                "failover claim will refuse it; choose a VIP outside every subnet"
+            )
+        unsaved = _remember(ctx, cache.key(ctx.settings, ctx.identity.vpc_id), layout, report)
+        if unsaved:
+            report.fail(unsaved)  # remembering is what refresh is for
+    return report
 
 
 def release(
@@ -209,18 +215,34 @@ def release(
     force: bool = False,
     iris: Optional[Dict[str, Any]] = None,
 ) -> Report:
-    """Delete the VIP's route where it points at this ENI (with force: wherever it points)."""
+    """Delete the VIP's route where it points at this ENI (with force: wherever it points),
+    then read the tables back: the report says what they hold (deletes.py)."""
     with _reporting("release", chosen, iris, dry_run) as report:
         ctx = _context(chosen, report)
-        layout = _read_layout(ctx)
+        # The read that decides each delete, with the deletes' connections opened meanwhile:
+        # the deletes follow its answer by one-way latency, not a handshake more.
+        known = cache.load(ctx.settings.cache_file, cache.key(ctx.settings, ctx.identity.vpc_id))
+        count = len(known.remembered.tables) if known.remembered else PREOPEN_GUESS
+        layout = _read_layout_connecting(ctx, 0 if dry_run else count)
         routes.refuse_if_inside_subnet(str(ctx.settings.vip), layout)
-        report.route_tables = routes.plan_release(layout.tables, ctx.identity.eni, force)
+        report.route_tables = deletes.plan_release(layout.tables, ctx.identity.eni, force)
         report.route_tables += routes.missing_results(layout, ctx.identity.vpc_id, chosen)
         _require_tables(report, chosen)
         if dry_run:
             routes.as_dry_run(report.route_tables)
             return report
-        routes.apply_release(ctx.ec2, report.route_tables, _destination(ctx), ctx.deadline)
+        deletes.apply_release(ctx.ec2, report.route_tables, _destination(ctx), ctx.deadline)
+        unverified = deletes.verify_release(
+            ctx.ec2, ctx.settings, ctx.identity.vpc_id, report.route_tables, ctx.deadline
+        )
+        if unverified:
+            report.fail(unverified)
+        for r in report.route_tables:
+            if r.action == DELETED and r.after is not None:
+                report.warnings.append(
+                    f"route table {r.id}: after the delete the VIP route points at {r.after}: "
+                    "claimed since (by the primary, or its reconcile)"
+                )
     return report
 
 
@@ -345,6 +367,21 @@ def _identity_from_eni(ec2: Any, identity: Identity, deadline: Deadline) -> Iden
         identity,
         vpc_id=str(eni["VpcId"]),
         instance_id=str(eni.get("Attachment", {}).get("InstanceId") or ""),
+    )
+
+
+def _refuse_unless_primary(iris: Optional[Dict[str, Any]]) -> None:
+    """A claim needs IRIS to say primary (or no mirror member); any other role, one we do not
+    know included, refuses. Without IRIS facts (the command line) there is no role to check."""
+    if not iris or "role" not in iris:
+        return
+    role = iris["role"]
+    name = role.strip() if isinstance(role, str) else ""
+    if name.lower() in CLAIMING_ROLES:
+        return
+    said = f"the mirror's {name}" if name else f"of mirror role {role!r}"
+    raise ConfigError(
+        f"this IRIS instance is {said}, not its primary: claim on the primary, or force the claim"
     )
 
 

@@ -45,6 +45,13 @@ def claim(
     return _run("claim", settings_json, iris_json, **flags)
 
 
+def refresh(settings_json: str, iris_json: str = "{}") -> str:
+    """Read-only: describe the route tables and remember the list in the settings' cache_file,
+    so the next failover claim writes at once. The reconcile task runs it on a backup (every
+    minute), where a claim is not run; it writes no route."""
+    return _run("refresh", settings_json, iris_json)
+
+
 def release(
     settings_json: str, iris_json: str = "{}", dry_run: bool = False, force: bool = False
 ) -> str:

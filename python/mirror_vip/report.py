@@ -22,6 +22,7 @@ WOULD = {"replaced": "would-replace", "created": "would-create", "deleted": "wou
 CHANGES = {REPLACED, CREATED, DELETED}
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+READ_ONLY = ("status", "doctor", "refresh")  # commands whose table lines show where routes point
 
 
 @dataclass
@@ -175,6 +176,7 @@ def render_text(report: Report) -> str:
         "release": "release",
         "status": "status",
         "doctor": "doctor",
+        "refresh": "refresh (read-only: remembers the route-table list)",
     }.get(report.command, report.command)
     if report.dry_run:
         head += " (dry run: nothing changed)"
@@ -230,7 +232,7 @@ def _table_line(report: Report, t: TableResult, width: int) -> str:
     label = t.id.ljust(width) + (" main" if t.main else "     ")
     if t.action == ERROR:
         return f"{label}  error      {t.error}"
-    read_only = report.command in ("status", "doctor")
+    read_only = report.command in READ_ONLY
     if read_only or t.action == UNCHANGED:
         note = "" if read_only else t.action
         return f"{label}  {_target(report, t.after, t.state)}  {note}".rstrip()
@@ -259,10 +261,15 @@ def summary(report: Report) -> str:
         return f"VIP {vip} routed to this ENI in {here} of {n} route table(s)"
     if _refused(report):
         return f"{report.command} of VIP {vip} refused: {report.errors[0] if report.errors else ''}"
+    if report.command == "refresh":
+        line = f"refresh: remembered {n} route table(s) for VIP {vip} {took}"
+        return line + (f"; {report.errors[0]}" if report.errors else "")
     verb = "would change" if report.dry_run else "changed"
     line = f"{report.command} of VIP {vip}: {verb} {changed} of {n} route table(s) {took}"
     if failed:
         line += f"; FAILED on {', '.join(failed)}"
+    elif report.errors:
+        line += f"; not done: {report.errors[0]}"
     return line
 
 

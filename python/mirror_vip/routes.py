@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .aws import MAX_PARALLEL_WRITES, Deadline, aws_error, call, checked, error_code, error_message
 from .errors import AwsError, LayoutError
-from .report import CREATED, DELETED, ERROR, REPLACED, SKIPPED, UNCHANGED, WOULD, TableResult
+from .report import CREATED, ERROR, REPLACED, UNCHANGED, WOULD, TableResult
 from .settings import ALL_TABLES, Settings
 
 TARGET_KEYS = (
@@ -29,6 +29,7 @@ TARGET_KEYS = (
     "CarrierGatewayId",
     "CoreNetworkArn",
 )
+WILDCARDS = frozenset("*?\\")  # special in an EC2 filter value
 MAX_PAGES = 100  # a VPC holds a few hundred route tables at most
 VERIFY_WINDOW_S = 3.0  # how long a stale read (EC2 is eventually consistent) may persist
 
@@ -72,8 +73,18 @@ def table_filters(chosen: Settings, vpc_id: str) -> List[Dict[str, Any]]:
         filters.append({"Name": "route-table-id", "Values": list(chosen.route_tables)})
     if chosen.route_table_tag:
         key, value = chosen.route_table_tag
-        filters.append({"Name": f"tag:{key}", "Values": [value]})
+        if not WILDCARDS.intersection(value):
+            filters.append({"Name": f"tag:{key}", "Values": [value]})
+        # else: no tag filter (the whole VPC is read) and read_tables matches the value itself.
+        # EC2 reads `*` and `?` in a filter value as wildcards and a backslash as their escape
+        # ("a filter value of \*amazon\?\\ specifies the literal string *amazon?\", EC2 API
+        # reference, Filter); moto does not read the escapes, so escaping would work on one.
     return filters
+
+
+def has_tag(raw: Dict[str, Any], tag: Tuple[str, str]) -> bool:
+    """Whether a described table carries exactly this tag: the filter's answer, checked."""
+    return any(t.get("Key") == tag[0] and t.get("Value") == tag[1] for t in raw.get("Tags") or [])
 
 
 def read_tables(
@@ -87,7 +98,10 @@ def read_tables(
         vpc_id,
         Filters=table_filters(chosen, vpc_id),
     )
-    tables = [_table(raw, chosen.destination) for raw in raw_tables]
+    tag = chosen.route_table_tag
+    tables = [
+        _table(raw, chosen.destination) for raw in raw_tables if tag is None or has_tag(raw, tag)
+    ]
     found = {t.id for t in tables}
     wanted = [] if chosen.route_tables == ALL_TABLES else list(chosen.route_tables)
     missing = [rtb for rtb in wanted if rtb not in found]
@@ -135,8 +149,11 @@ def all_pages(
         items.extend(page.get(key, []))
         token = page.get("NextToken")
         if not token:
-            break
-    return items
+            return items
+    raise AwsError(
+        f"{action} on {resource}: more than {MAX_PAGES} pages, and a selection read in part "
+        "would leave tables out; select fewer route tables (route_table_tag or route_tables)"
+    )
 
 
 def read_layout(ec2: Any, chosen: Settings, vpc_id: str, deadline: Deadline) -> Layout:
@@ -256,7 +273,7 @@ def apply_claim(
         except AwsError as exc:
             result.action, result.error, result.after = ERROR, str(exc), result.before
 
-    _parallel(one, todo)
+    in_parallel(one, todo)
 
 
 def verify_claim(
@@ -272,7 +289,8 @@ def verify_claim(
 
     Tables whose write failed are read too: a write whose answer was lost (a read timeout,
     a dropped connection) may have landed, and then the table is switched, not failed.
-    Returns a warning when the read itself failed: the writes' own results then stand.
+    Returns why the writes are not verified when the read itself failed: the writes' own
+    results then stand, and the claim is not a success.
     """
     written = [r for r in results if r.action in (REPLACED, CREATED)]
     doubtful = [r for r in results if r.action == ERROR and r.before != eni]
@@ -291,7 +309,10 @@ def verify_claim(
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
     except AwsError as exc:
-        return f"could not verify the writes ({exc}); run status to see where the routes point"
+        return (
+            f"the writes are not verified: reading them back failed ({exc}); run status to "
+            "see where the routes point"
+        )
     for r in doubtful:
         if r.id in seen and seen[r.id].target == eni:
             r.action = CREATED if r.before is None else REPLACED
@@ -307,56 +328,6 @@ def verify_claim(
             "another member may have claimed at the same time: run status on the primary"
         )
     return None
-
-
-# --- release -------------------------------------------------------------------------------
-
-
-def plan_release(tables: Sequence[Table], eni: str, force: bool) -> List[TableResult]:
-    results = []
-    for t in tables:
-        ours = t.target == eni
-        if t.route is None:
-            action = UNCHANGED
-        elif ours or force:
-            action = DELETED
-        else:
-            action = SKIPPED
-        results.append(
-            TableResult(
-                id=t.id,
-                before=t.target,
-                after=None if action == DELETED else t.target,
-                action=action,
-                state=t.state,
-                main=t.main,
-                error=None
-                if action != SKIPPED
-                else f"points at {t.target}, not this ENI: left alone (--force deletes it)",
-            )
-        )
-    return results
-
-
-def apply_release(
-    ec2: Any, results: List[TableResult], destination: str, deadline: Deadline
-) -> None:
-    def one(result: TableResult) -> None:
-        try:
-            call(
-                ec2.delete_route,
-                deadline,
-                RouteTableId=result.id,
-                DestinationCidrBlock=destination,
-            )
-        except Exception as exc:
-            if error_code(exc) == "InvalidRoute.NotFound":  # someone else removed it
-                result.action, result.after = UNCHANGED, None
-                return
-            result.action, result.after = ERROR, result.before
-            result.error = str(aws_error(exc, "DeleteRoute", result.id))
-
-    _parallel(one, [r for r in results if r.action == DELETED])
 
 
 def as_dry_run(results: List[TableResult]) -> None:
@@ -376,7 +347,8 @@ def as_status(layout: Layout, vpc_id: str, chosen: Settings) -> List[TableResult
     return found + missing_results(layout, vpc_id, chosen)
 
 
-def _parallel(fn: Callable[[TableResult], None], items: List[TableResult]) -> None:
+def in_parallel(fn: Callable[[TableResult], None], items: List[TableResult]) -> None:
+    """fn on every item, at most MAX_PARALLEL_WRITES at once."""
     if not items:
         return
     if len(items) == 1:
