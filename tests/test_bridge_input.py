@@ -28,6 +28,7 @@ COMMANDS: Dict[str, Tuple[Any, ...]] = {
     "release": (SETTINGS, IRIS),
     "status": (SETTINGS, IRIS),
     "doctor": (SETTINGS, IRIS),
+    "refresh": (SETTINGS, IRIS),
 }
 ANSWERS: Dict[str, Tuple[Any, ...]] = {
     "validate_setting": ("vip", '"10.1.2.3"', "{}"),
