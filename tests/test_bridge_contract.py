@@ -322,3 +322,63 @@ def test_the_iris_tests_change_only_scratch_routines_and_tasks() -> None:
         assert len(args) > position, f"{where}: {cls}.{method}{args} on the real names"
         assert args[position] not in real, f"{where}: {cls}.{method}{args}"
     assert checked >= 10
+
+
+# --- routines are read line by line, whole -------------------------------------------------------
+
+
+def partial_line_reads(body: str) -> List[str]:
+    """`x.ReadLine(...)` calls in a method body that can return part of a line unnoticed.
+
+    %Library.Routine extends %AbstractStream, whose ReadLine is
+    `ReadLine(ByRef len As %Integer = 32000, ByRef sc As %Status, ByRef eol As %Boolean)`
+    (2024.1 class reference); %Stream.Object documents it: it reads at most `len` characters and
+    sets `eol` only when it found the line terminator. A routine line longer than 32000
+    characters would come back in pieces, and be written back as two lines. So every ReadLine
+    passes a length (set right before it: ReadLine changes it to the count read) and `.eol`, and
+    the method loops until `eol` (or the end) before it takes the line.
+    """
+    found: List[str] = []
+    for match in re.finditer(r"\.ReadLine\(", body):
+        close = closing_paren(body, match.end())
+        args = split_arguments(body[match.end() : close]) if close is not None else []
+        length = args[0] if args else ""
+        eol = args[2] if len(args) > 2 else ""
+        if not re.fullmatch(r"\.\w+", length):
+            found.append(f"ReadLine({', '.join(args)}): no length given (the default is 32000)")
+            continue
+        if not re.fullmatch(r"\.\w+", eol):
+            found.append(f"ReadLine({', '.join(args)}): eol not asked for")
+            continue
+        name = eol[1:]
+        if not re.search(rf"while\s+'{name}\b|quit:{name}\b|until\s+{name}\b", body):
+            found.append(f"ReadLine({', '.join(args)}): no loop until {name}")
+        if not re.search(rf"set (?:[^\n]*, )?{length[1:]} = ", body):
+            found.append(f"ReadLine({', '.join(args)}): {length[1:]} is not set before each read")
+    return found
+
+
+def test_every_readline_reads_the_whole_line() -> None:
+    readers = [(s.name, n, m.body) for s in SOURCES.values() for n, m in s.methods.items()
+               if ".ReadLine(" in m.body]  # fmt: skip
+    assert any(name == "ReadLines" for _, name, _ in readers)
+    for cls, name, body in readers:
+        assert partial_line_reads(body) == [], f"{cls}:{name}"
+
+
+@pytest.mark.parametrize(
+    ("body", "partial"),
+    [
+        ("    while 'code.AtEnd {\n        do lines.%Push(code.ReadLine(), \"string\")\n    }", True),
+        ("    set len = 10\n    set x = code.ReadLine(.len, .sc, .eol)", True),
+        ("    set x = code.ReadLine(, .sc, .eol)\n    while 'eol { }", True),
+        (
+            "    while 'code.AtEnd {\n        set line = \"\", eol = 0\n"
+            "        while 'eol && 'code.AtEnd {\n            set len = 100\n"
+            "            set line = line_code.ReadLine(.len, .sc, .eol)\n        }\n    }",
+            False,
+        ),
+    ],
+)
+def test_the_readline_check_finds_what_it_must(body: str, partial: bool) -> None:
+    assert bool(partial_line_reads(body)) is partial
