@@ -324,6 +324,96 @@ def test_the_iris_tests_change_only_scratch_routines_and_tasks() -> None:
     assert checked >= 10
 
 
+
+# --- the IRIS unit tests keep their state to their own process ------------------------------------
+#
+# The real reconcile task (scheduled by Activate's Configure) runs every minute in another process
+# and reads ^MirrorVip.Data: settings a test stored there (a VIP, route tables) could be claimed
+# with on a real primary. So Store alone names that global, and a test class that stores anything
+# first switches Store, for its own process, to a process-private global: per process, deleted
+# when the process ends, not journaled ("Process-Private Globals", ObjectScript reference).
+
+STORE = "MirrorVip.Store"
+REAL_GLOBAL = "^MirrorVip.Data"
+STORE_WRITE = re.compile(r"\b(?:set|kill)\s+[@^]|\$increment\([@^]", re.IGNORECASE)
+
+
+def _code(text: str) -> str:
+    """The lines of a class that are not comments."""
+    return "\n".join(
+        line for line in text.splitlines() if not line.lstrip().startswith(("///", "//", ";"))
+    )
+
+
+def test_only_store_names_the_global() -> None:
+    for path in FILES:
+        text = path.read_text(encoding="utf-8")
+        if class_name(text) == STORE:
+            assert _code(text).count(REAL_GLOBAL) == 1, "Store names its global in one place"
+        else:
+            assert REAL_GLOBAL not in text, f"{class_name(text)} names {REAL_GLOBAL}"
+
+
+def store_writers() -> set:
+    return {n for n, m in SOURCES[STORE].methods.items() if STORE_WRITE.search(m.body)}
+
+
+def reaching(targets: set) -> set:
+    """(class, method) of our classes that call one of `targets`, directly or through others."""
+    edges: Dict[Tuple[str, str], set] = {}
+    for where, cls, method, _ in OBJECTSCRIPT_CALLS:
+        caller = tuple(where.split(":"))
+        edges.setdefault(caller, set()).add((cls, method))  # type: ignore[arg-type]
+    found = set(targets)
+    while True:
+        more = {caller for caller, callees in edges.items() if callees & found} - found
+        if not more:
+            return found
+        found |= more
+
+
+def test_every_unit_test_that_stores_does_it_in_process_private_storage() -> None:
+    writers = store_writers()
+    assert {"SaveSettings", "ForgetSettings", "AddHistory", "SaveBackup"} <= writers
+    writing = reaching({(STORE, w) for w in writers})
+    assert {("MirrorVip.Config", "Set"), ("MirrorVip.Installer", "InstallInto")} <= writing
+    assert ("MirrorVip.Action", "Run") in writing
+    checked = 0
+    for name, source in SOURCES.items():
+        if not name.startswith("UnitTest."):
+            continue
+        calls = {(c, m) for w, c, m, _ in OBJECTSCRIPT_CALLS if w.startswith(f"{name}:")}
+        if not calls & writing:
+            continue
+        checked += 1
+        before = source.methods.get("OnBeforeOneTest")
+        after = source.methods.get("OnAfterAllTests")
+        assert before and f"##class({STORE}).UsePrivate(" in before.body, (
+            f"{name} stores settings, history or backups: OnBeforeOneTest must switch to "
+            f"process-private storage first (##class({STORE}).UsePrivate())"
+        )
+        for _, args in calls_named(before.body, "UsePrivate"):
+            assert not args or args[0].startswith('"^||'), f"{name}: UsePrivate{args}"
+        assert after and f"##class({STORE}).UseShared(" in after.body, f"{name}: UseShared"
+        assert not re.search(r"\b(?:set|kill)\s+\^(?!\|\|)", _code(after.body + before.body))
+    assert checked >= 3
+
+
+def calls_named(body: str, method: str) -> List[Tuple[str, List[str]]]:
+    return [(m, a) for m, a in calls(body, f"##class({STORE})") if m == method]
+
+
+def test_store_switches_only_to_a_process_private_global() -> None:
+    """UsePrivate refuses any other name, and the switch itself is process-private: another
+    process (the task, a failover JOB) never sees it and keeps the real global."""
+    use = SOURCES[STORE].methods["UsePrivate"].body
+    assert '"^||"' in use and "$$$ERROR(" in use
+    assert re.search(r"\$get\(\^\|\|[\w.]+, \.\.#GLOBAL\)", SOURCES[STORE].methods["Root"].body)
+    for name, method in SOURCES[STORE].methods.items():
+        if STORE_WRITE.search(method.body) and name not in ("UsePrivate", "UseShared"):
+            assert "..Root()" in method.body, f"Store.{name} writes without the root"
+
+
 # --- routines are read line by line, whole -------------------------------------------------------
 
 
