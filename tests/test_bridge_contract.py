@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,12 +152,37 @@ def test_the_installer_hooks_the_routines_python_knows() -> None:
 
 
 def test_the_roles_are_the_cores() -> None:
-    """Member.Role() says primary, backup, async or none; the core claims unforced only on
-    primary and none (any other role refuses), so those must be spelt the same on both sides."""
+    """Member.Role() says primary, backup, async, none or unknown (a failover member that is
+    neither primary nor backup, or $SYSTEM.Mirror unable to say); the core claims unforced only
+    on primary and none (any other role refuses), so those must be spelt the same on both sides."""
     role = SOURCES["MirrorVip.Member"].methods["RoleOf"].body
     roles = set(re.findall(r'"(\w+)"', role))
-    assert roles == {"none", "primary", "async", "backup"}
+    assert roles == {"none", "primary", "async", "backup", "unknown"}
     assert set(api.CLAIMING_ROLES) == {"none", "primary"}
+
+
+@pytest.mark.parametrize("role", ["unknown", "backup", "async"])
+def test_the_core_refuses_a_claim_for_every_other_role(role: str) -> None:
+    """The failover hook fails closed: a member whose state is unknown (in transition) claims
+    nothing unless forced. Refused before anything is read (exit 2), so no AWS is needed."""
+    facts = json.dumps({"mirror_name": "MIRRORA", "role": role})
+    answer = json.loads(bridge.claim(json.dumps({"vip": "10.0.255.10"}), facts))
+    assert answer["ok"] is False and answer["exit_code"] == 2, answer
+    assert "not its primary" in answer["errors"][0] and "force" in answer["errors"][0]
+    assert answer["route_tables"] == []
+
+
+def test_the_role_is_unknown_whenever_the_mirror_cannot_say() -> None:
+    """Role() asks $SYSTEM.Mirror inside a try: anything it throws makes the role "unknown"
+    (never a thrown error in the failover hook, the task or a bridge call); IsBackup() is asked,
+    so that a failover member neither primary nor backup (joining, in transition: the class
+    reference of %SYSTEM.Mirror, IsBackup) is not taken for a backup."""
+    body = SOURCES["MirrorVip.Member"].methods["Role"].body
+    tried = body[body.index("try {") : body.index("} catch")]
+    for call in ("IsMember()", "IsPrimary()", "IsBackup()", "..RoleOf("):
+        assert call in tried, call
+    caught = body[body.index("} catch") :]
+    assert re.search(r'set role = "unknown"', caught), caught
 
 
 def test_the_report_fields_read_are_report_fields() -> None:
