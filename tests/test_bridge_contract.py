@@ -76,7 +76,7 @@ def test_the_objectscript_calls_the_bridge() -> None:
     called = {(module, function) for _, module, function, _ in PYTHON_CALLS}
     assert {m for m, _ in called} == {"mirror_vip.bridge"}
     used = {f for _, f in called}
-    assert {"claim", "release", "status", "doctor", "render", "summarize"} <= used
+    assert {"claim", "refresh", "release", "status", "doctor", "render", "summarize"} <= used
     assert {"validate_setting", "validate_settings"} <= used
     wrappers = {n for n in dir(bridge) if n.startswith("routine_")}
     assert wrappers and wrappers <= used, "a routine_* wrapper nobody calls"
@@ -101,7 +101,8 @@ def objectscript_calls() -> Iterator[Tuple[str, str, str, List[str]]]:
             where = f"{source.name}:{method_name}"
             for match in re.finditer(r"##class\(((?:MirrorVip|UnitTest)\.[\w.]+)\)", method.body):
                 for name, args in calls(method.body[match.start() :], match.group(0)):
-                    yield where, match.group(1), name, args
+                    if not name.startswith("%"):  # %New and the like: the system classes'
+                        yield where, match.group(1), name, args
                     break
             body = re.sub(r"##class\([^)]*\)", "", method.body)  # leave `..X(` of our own class
             for name, args in calls(body, "."):
@@ -195,6 +196,54 @@ def test_the_report_fields_read_are_report_fields() -> None:
                 assert field in fields, f"{source.name} reads report.{field}"
             for name in re.findall(r"\btable\.([A-Za-z][A-Za-z0-9]*)", method.body):
                 assert name in table_fields, f"{source.name} reads table.{name}"
+
+
+
+# --- the reconcile task ---------------------------------------------------------------------------
+
+
+def _try_block(body: str) -> str:
+    """The text of a method's first try block (up to its catch)."""
+    assert "try {" in body and "} catch" in body, "no try/catch"
+    return body[body.index("try {") : body.index("} catch")]
+
+
+def test_the_task_never_throws() -> None:
+    """The Task Manager runs OnTask every minute: everything it does (the role, whether settings
+    are stored, the claim or the refresh) is inside a try, and a failure is a status."""
+    on_task = SOURCES["MirrorVip.Task"].methods["OnTask"].body
+    assert "..Reconcile(" in _try_block(on_task)
+    tried = _try_block(SOURCES["MirrorVip.Task"].methods["Reconcile"].body)
+    for call in ("##class(MirrorVip.Member).Role()", "##class(MirrorVip.Config).IsConfigured()",
+                 "..Step(", '##class(MirrorVip.Action).Run("claim"',
+                 '##class(MirrorVip.Action).Run("refresh"'):  # fmt: skip
+        assert call in tried, call
+
+
+def test_the_task_claims_where_the_core_lets_it_and_refreshes_on_the_others() -> None:
+    """The roles the reconcile claims on are the core's CLAIMING_ROLES; backup and async refresh
+    the remembered list (an async may be promoted); any other role (unknown) waits."""
+    params = SOURCES["MirrorVip.Task"].parameters
+    claims = params["CLAIMS"].strip('"').split(",")
+    refreshes = params["REFRESHES"].strip('"').split(",")
+    assert sorted(claims) == sorted(api.CLAIMING_ROLES)
+    assert sorted(refreshes) == ["async", "backup"]
+    step = SOURCES["MirrorVip.Task"].methods["Step"].body
+    assert "..#CLAIMS" in step and "..#REFRESHES" in step and '"wait"' in step
+    assert '$zconvert(role, "L")' in step, "roles are matched case-insensitively, as the core does"
+
+
+def test_a_refresh_is_logged_once_and_never_in_the_history() -> None:
+    """A refresh problem is a warning (severity 1: the failover claim then describes first,
+    slower, not broken), logged once while it lasts, and the recovery once; the history holds
+    claims and releases only."""
+    action = SOURCES["MirrorVip.Action"].methods
+    assert "refresh" not in action["Changes"].body
+    assert '"refresh"' in action["Run"].body and "..Refreshed(" in action["Run"].body
+    refreshed = action["Refreshed"].body
+    assert re.search(r"\.\.Log\([^\n]*, 1\)", refreshed) and re.search(r"\.\.Log\([^\n]*, 0\)", refreshed)
+    assert "LastRefreshProblem()" in refreshed and "SetLastRefreshProblem(" in refreshed
+    assert "AddHistory" not in refreshed
 
 
 # --- what IPM calls: module.xml's Invokes ------------------------------------------------------
