@@ -246,6 +246,23 @@ def test_a_refresh_is_logged_once_and_never_in_the_history() -> None:
     assert "AddHistory" not in refreshed
 
 
+
+def test_the_runbook_states_the_reconciles_rules() -> None:
+    """Section 8 of the runbook says what the reconcile does for each role, that an unknown
+    mirror state waits (quoting the line messages.log shows), and how refresh problems are
+    logged; the words are the code's."""
+    runbook = (ROOT / "docs/operations.md").read_text(encoding="utf-8")
+    start = runbook.index("## 8. The reconcile task")
+    section = " ".join(runbook[start : runbook.index("\n## 9.", start)].split())
+    waits = "mirror state unknown: the reconcile waits"
+    assert waits in SOURCES["MirrorVip.Task"].methods["NoteWaiting"].body
+    assert waits in section and "known again" in section
+    assert "IsBackup" in section and "unknown" in section
+    for role in ("primary", "backup", "async", "unknown"):
+        assert f"| {role}" in section or f", {role}" in section, role
+    assert "severity 1" in section and "recovered" in section
+
+
 # --- what IPM calls: module.xml's Invokes ------------------------------------------------------
 
 
