@@ -198,7 +198,6 @@ def test_the_report_fields_read_are_report_fields() -> None:
                 assert name in table_fields, f"{source.name} reads table.{name}"
 
 
-
 # --- the reconcile task ---------------------------------------------------------------------------
 
 
@@ -241,10 +240,10 @@ def test_a_refresh_is_logged_once_and_never_in_the_history() -> None:
     assert "refresh" not in action["Changes"].body
     assert '"refresh"' in action["Run"].body and "..Refreshed(" in action["Run"].body
     refreshed = action["Refreshed"].body
-    assert re.search(r"\.\.Log\([^\n]*, 1\)", refreshed) and re.search(r"\.\.Log\([^\n]*, 0\)", refreshed)
+    assert re.search(r"\.\.Log\([^\n]*, 1\)", refreshed), "a problem: severity 1"
+    assert re.search(r"\.\.Log\([^\n]*, 0\)", refreshed), "the recovery: severity 0"
     assert "LastRefreshProblem()" in refreshed and "SetLastRefreshProblem(" in refreshed
     assert "AddHistory" not in refreshed
-
 
 
 def test_the_runbook_states_the_reconciles_rules() -> None:
@@ -416,7 +415,6 @@ def test_the_iris_tests_change_only_scratch_routines_and_tasks() -> None:
     assert checked >= 10
 
 
-
 # --- the IRIS unit tests keep their state to their own process ------------------------------------
 #
 # The real reconcile task (scheduled by Activate's Configure) runs every minute in another process
@@ -551,11 +549,14 @@ def test_every_readline_reads_the_whole_line() -> None:
 @pytest.mark.parametrize(
     ("body", "partial"),
     [
-        ("    while 'code.AtEnd {\n        do lines.%Push(code.ReadLine(), \"string\")\n    }", True),
+        (
+            '    while \'code.AtEnd {\n        do lines.%Push(code.ReadLine(), "string")\n    }',
+            True,
+        ),
         ("    set len = 10\n    set x = code.ReadLine(.len, .sc, .eol)", True),
         ("    set x = code.ReadLine(, .sc, .eol)\n    while 'eol { }", True),
         (
-            "    while 'code.AtEnd {\n        set line = \"\", eol = 0\n"
+            '    while \'code.AtEnd {\n        set line = "", eol = 0\n'
             "        while 'eol && 'code.AtEnd {\n            set len = 100\n"
             "            set line = line_code.ReadLine(.len, .sc, .eol)\n        }\n    }",
             False,
