@@ -63,3 +63,27 @@ def test_the_branch_reader_reads_a_branch() -> None:
     )
     assert other_namespace_branch(text, "RemoveFrom") == '{\n        write "left"\n    }'
     assert other_namespace_branch(text, "Other") is None
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_runbook_says_why_such_an_uninstall_fails_and_the_way_out() -> None:
+    """An operator meets this failure in the middle of `zpm "uninstall mirror-vip"`: the runbook's
+    one-namespace paragraph and its troubleshooting table quote it, say it is on purpose (the
+    other namespace's failover claim imports <mgr>/python/mirror_vip) and give both ways out."""
+    runbook = (ROOT / "docs/operations.md").read_text(encoding="utf-8")
+    installer = INSTALLER.read_text(encoding="utf-8")
+    assert "nothing is uninstalled here" in installer  # the words the operator sees
+    install = _section(runbook, "## 5. Install mirror-vip")
+    paragraph = install[install.index("**Uninstall in the wrong namespace") :].split("\n\n")[0]
+    rows = [r for r in _section(runbook, "## 14. Troubleshooting").splitlines()
+            if r.startswith("| Uninstall:")]  # fmt: skip
+    assert rows, "no troubleshooting row for the refused uninstall"
+    for text in (" ".join(paragraph.split()), rows[0]):  # the paragraph's lines joined
+        assert "nothing is uninstalled here" in text
+        assert "/python/mirror_vip" in text
+        assert 'Unconfigure("OLD")' in text and "uninstall" in text.lower()
