@@ -169,7 +169,7 @@ def test_the_core_refuses_a_claim_for_every_other_role(role: str) -> None:
     facts = json.dumps({"mirror_name": "MIRRORA", "role": role})
     answer = json.loads(bridge.claim(json.dumps({"vip": "10.0.255.10"}), facts))
     assert answer["ok"] is False and answer["exit_code"] == 2, answer
-    assert "not its primary" in answer["errors"][0] and "force" in answer["errors"][0]
+    assert "not its mirror's primary" in answer["errors"][0] and "force" in answer["errors"][0]
     assert answer["route_tables"] == []
 
 

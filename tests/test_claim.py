@@ -424,6 +424,7 @@ def test_any_role_but_primary_or_none_refuses_unless_forced(
     refused = claim(iris={"role": role, "mirror_name": "PROD"})
     assert refused.exit_code == 2 and refused.outcome == "failure", refused.errors
     assert "primary" in refused.errors[0] and "force" in refused.errors[0]
+    assert f"its role is {str(role).strip() or repr(role)})" in refused.errors[0]
     assert aws.calls == [] and set(w.targets().values()) == {None}
     forced = claim(iris={"role": role}, force=True)
     assert forced.ok and set(w.targets().values()) == {w.a.eni}

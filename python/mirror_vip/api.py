@@ -379,9 +379,10 @@ def _refuse_unless_primary(iris: Optional[Dict[str, Any]]) -> None:
     name = role.strip() if isinstance(role, str) else ""
     if name.lower() in CLAIMING_ROLES:
         return
-    said = f"the mirror's {name}" if name else f"of mirror role {role!r}"
+    said = name if name else repr(role)
     raise ConfigError(
-        f"this IRIS instance is {said}, not its primary: claim on the primary, or force the claim"
+        f"this IRIS instance is not its mirror's primary (IRIS says its role is {said}): "
+        "claim on the primary, or force the claim"
     )
 
 
