@@ -62,7 +62,9 @@ def run(fab: Fabric, command: str, deadline: float, **options: Any) -> Outcome:
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{command} with a {deadline:g}s deadline still running after 45 s more")
-    return Outcome(member, report, since, time.monotonic() - since)
+    wall = time.monotonic() - since
+    print(f"{command} ({deadline:g}s deadline): elapsed_s {report.get('elapsed_s')}, {wall:.1f}s")
+    return Outcome(member, report, since, wall)
 
 
 def errors(out: Outcome) -> str:
@@ -195,7 +197,9 @@ def test_a_write_answered_a_byte_at_a_time_is_switched_when_the_verify_read_show
     assert_bounded(fab, out, 4.0)
     assert_all_on(fab.aws, world, B)  # the write landed
     row = table(out, world.client_table)
-    assert row["action"] == "replaced" and row["after"] == world.members[B].eni, row
+    # "created" when the describe beside the cached writes already saw this one landed: the
+    # route's previous target is then unknown (api._claim_known_tables)
+    assert row["action"] in ("replaced", "created") and row["after"] == world.members[B].eni, row
     assert out.report["ok"] is True, out.report
 
 
