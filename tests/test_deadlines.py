@@ -62,9 +62,10 @@ def run(fab: Fabric, command: str, deadline: float, **options: Any) -> Outcome:
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{command} with a {deadline:g}s deadline still running after 45 s more")
-    wall = time.monotonic() - since
-    print(f"{command} ({deadline:g}s deadline): elapsed_s {report.get('elapsed_s')}, {wall:.1f}s")
-    return Outcome(member, report, since, wall)
+    out = Outcome(member, report, since, time.monotonic() - since)
+    print(f"{command}, {deadline:g}s deadline: {report.get('elapsed_s')}s ({out.wall:.1f}s)")
+    print(f"  {errors(out)}")
+    return out
 
 
 def errors(out: Outcome) -> str:

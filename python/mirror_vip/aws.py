@@ -149,19 +149,22 @@ def call(fn: Callable[..., T], deadline: Deadline, **params: Any) -> T:
             raise OutOfTime(deadline.seconds, attempts, last)
         attempts += 1
         started = time.monotonic()
+        failure: Optional[BaseException] = None
         with watchdog.bounded(min(deadline.end, started + limit_s)) as attempt:
             try:
                 result = fn(**params)
             except Exception as exc:
-                last = exc
-            else:
-                last = None
+                failure = exc
         if attempt.expired:
-            last = AttemptTimedOut(attempt.end - started)
-        elif last is None:
+            cut = attempt.end >= deadline.end  # by the deadline, not the attempt's own limit
+            if cut and last is not None:
+                raise OutOfTime(deadline.seconds, attempts, last)  # the earlier failure says more
+            failure = AttemptTimedOut(attempt.end - started, by_deadline=cut)
+        elif failure is None:
             return result
-        if not is_transient(last):
-            raise last
+        last = failure
+        if not is_transient(failure):
+            raise failure
         pause = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not crypto
         if deadline.remaining() <= pause + MIN_ATTEMPT_S:
             raise OutOfTime(deadline.seconds, attempts, last)

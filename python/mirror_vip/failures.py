@@ -59,11 +59,14 @@ NO_CREDENTIALS_FIX = "attach an instance role (docs/aws/iam-policy.json) or set 
 
 
 class AttemptTimedOut(Exception):
-    """One attempt ran out of time (watchdog.bounded) before its answer was complete."""
+    """One attempt ran out of time (watchdog.bounded) before its answer was complete: its own
+    limit of SECONDS, or (BY_DEADLINE) what was left of the deadline."""
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"no complete answer within {seconds:.1f}s")
+    def __init__(self, seconds: float, by_deadline: bool = False) -> None:
+        text = "before the deadline" if by_deadline else f"within {seconds:.1f}s"
+        super().__init__(f"no complete answer {text}")
         self.seconds = seconds
+        self.by_deadline = by_deadline
 
 
 class OutOfTime(Exception):
@@ -137,10 +140,12 @@ def aws_error(exc: BaseException, action: str, resource: str) -> AwsError:
                 f"{action} on {resource} not sent: the {exc.deadline_s:g}s deadline had run out"
             )
         inner = aws_error(exc.last, action, resource)
-        retried = f"retried until the deadline, {exc.attempts} attempts"
-        if exc.attempts < 2:
-            retried = "no time left before the deadline to try again"
-        return AwsError(f"{inner} ({retried})", inner.code)
+        if exc.attempts >= 2:
+            retried = f"retried until the deadline, {exc.attempts} attempts"
+            return AwsError(f"{inner} ({retried})", inner.code)
+        if isinstance(exc.last, AttemptTimedOut) and exc.last.by_deadline:
+            return inner
+        return AwsError(f"{inner} (no time left to try again before the deadline)", inner.code)
     if isinstance(exc, NoCredentialsError):
         return AwsError(f"{action} on {resource}: no AWS credentials found; {NO_CREDENTIALS_FIX}")
     code = error_code(exc)

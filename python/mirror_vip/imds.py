@@ -134,7 +134,8 @@ class _Imds(IMDSFetcher):
                 except (BotoCoreError, OSError) as exc:
                     failure, response = exc, None
             if attempt.expired:
-                failure = AttemptTimedOut(attempt.end - started)
+                cut = attempt.end >= self._deadline.end
+                failure = AttemptTimedOut(attempt.end - started, by_deadline=cut)
             elif response is not None and int(response.status_code) >= 500:
                 failure = f"HTTP {response.status_code}"
             elif response is not None:
@@ -146,6 +147,8 @@ class _Imds(IMDSFetcher):
         deadline = f"the {self._deadline.seconds:g}s deadline"
         if tries == 0:
             return f"{where}: not asked, {deadline} had run out"
+        if isinstance(failure, AttemptTimedOut) and failure.by_deadline:
+            return f"{where}: no complete answer before {deadline} ran out"
         text = f"{where}: {_trouble(failure)} ({tries} {'try' if tries == 1 else 'tries'})"
         if self._deadline.remaining() < MIN_ATTEMPT_S:
             text += f", then {deadline} ran out"
@@ -154,7 +157,7 @@ class _Imds(IMDSFetcher):
 
 def _trouble(failure: Any) -> str:
     if isinstance(failure, AttemptTimedOut):
-        return f"no complete answer within {failure.seconds:.1f}s"
+        return str(failure)
     if isinstance(failure, ReadTimeoutError):
         return f"no answer within {TIMEOUT_S:g}s"
     if isinstance(failure, ConnectTimeoutError):
