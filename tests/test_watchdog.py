@@ -15,7 +15,7 @@ from typing import Any, Iterator, List
 
 import pytest
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import ConnectionClosedError
+from botocore.exceptions import BotoCoreError, ConnectionClosedError
 from botocore.httpsession import URLLib3Session
 
 from mirror_vip import watchdog
@@ -96,6 +96,39 @@ def test_a_bounded_attempt_ends_on_time_in_its_own_thread(dribbler: str) -> None
     assert not again.expired
 
 
+def test_a_tls_handshake_dribbled_a_byte_at_a_time_ends_on_time() -> None:
+    """The server answers the ClientHello with a record header announcing 16 kB, then a byte at
+    a time, each well within the 2 s timeout. CPython bounds a whole handshake by the socket
+    timeout; a new connection's is cut to what is left of the attempt."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    stop = threading.Event()
+
+    def dribble() -> None:
+        conn, _ = server.accept()
+        with conn:
+            try:
+                conn.recv(65536)  # the ClientHello
+                conn.sendall(b"\x16\x03\x03\x40\x00")  # handshake record, TLS 1.2, 16384 bytes
+                while not stop.wait(BYTE_EVERY_S):
+                    conn.sendall(b"\x00")
+            except OSError:
+                return
+
+    threading.Thread(target=dribble, name="dribbler", daemon=True).start()
+    session = URLLib3Session(timeout=2, verify=False)
+    watchdog.install(session)
+    started = time.monotonic()
+    try:
+        with watchdog.bounded(started + 0.5), pytest.raises(BotoCoreError):
+            get(session, f"https://127.0.0.1:{server.getsockname()[1]}/")  # a read timeout
+    finally:
+        stop.set()
+        server.close()
+    assert time.monotonic() - started < 1.0
+
+
 def test_an_attempt_that_ends_in_time_is_left_alone(dribbler: str) -> None:
     session = URLLib3Session(timeout=1)
     watchdog.install(session)
@@ -149,6 +182,38 @@ def test_a_socket_reported_after_its_attempt_expired_is_shut_at_once() -> None:
                 time.sleep(0.01)
             watchdog.track(left)
             assert left.recv(1) == b""  # shut down: end of file, not a wait
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_socket_that_changed_hands_is_left_to_its_new_attempt() -> None:
+    """A kept-alive connection goes back to the pool before its attempt is over; when that
+    attempt expires, the attempt now using the connection must not lose it."""
+    left, right = socket.socketpair()
+    tracked, handed = threading.Event(), threading.Event()
+    expired: List[bool] = []
+
+    def first() -> None:
+        with watchdog.bounded(time.monotonic() + 0.3) as attempt:
+            watchdog.track(left)
+            tracked.set()
+            handed.wait(5.0)
+            while not attempt.expired and time.monotonic() < attempt.end + 5.0:
+                time.sleep(0.01)
+            expired.append(attempt.expired)
+
+    worker = threading.Thread(target=first, daemon=True)
+    worker.start()
+    try:
+        assert tracked.wait(5.0)
+        with watchdog.bounded(time.monotonic() + 10.0) as second:
+            watchdog.track(left)
+            handed.set()
+            worker.join(10.0)
+            right.sendall(b"x")
+            assert left.recv(1) == b"x"  # still open for the attempt that holds it
+        assert expired == [True] and not second.expired
     finally:
         left.close()
         right.close()

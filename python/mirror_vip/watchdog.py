@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from botocore.awsrequest import (
     AWSHTTPConnection,
@@ -59,6 +59,7 @@ class _Watchdog:
         self.heap: List[Tuple[float, int, Attempt]] = []
         self.order = itertools.count()
         self.thread: Optional[threading.Thread] = None
+        self.owner: Dict[socket.socket, Attempt] = {}  # a pooled socket: its latest attempt
 
     def add(self, attempt: Attempt) -> None:
         with self.lock:
@@ -84,17 +85,26 @@ class _Watchdog:
                 self.wake.wait(self.heap[0][0] - now if self.heap else None)
 
     def track(self, attempt: Attempt, sock: socket.socket) -> None:
+        """SOCK is the attempt's now, and no longer any earlier attempt's (a kept-alive
+        connection changes hands between attempts)."""
         with self.lock:
             if attempt.done:
                 return
             if attempt.expired:
                 _shut(sock)
-            else:
-                attempt.sockets.add(sock)
+                return
+            earlier = self.owner.get(sock)
+            if earlier is not None and earlier is not attempt:
+                earlier.sockets.discard(sock)
+            self.owner[sock] = attempt
+            attempt.sockets.add(sock)
 
     def finish(self, attempt: Attempt) -> None:
         with self.lock:  # after this the watchdog leaves the attempt's sockets alone
             attempt.done = True
+            for sock in attempt.sockets:
+                if self.owner.get(sock) is attempt:
+                    del self.owner[sock]
             attempt.sockets.clear()
 
 
@@ -156,7 +166,10 @@ class _Tracked:
     def _new_conn(self) -> socket.socket:
         attempt = current()
         if attempt is not None and isinstance(self.timeout, (int, float)):
-            # the connect (and, for TLS, the handshake on it) within the attempt as well
+            # The connect within the attempt, and the TLS handshake on it: CPython bounds a
+            # whole handshake by the socket's timeout (ssl docs, SSLSocket.do_handshake,
+            # "changed in version 3.5"), and ssl detaches the socket it wraps, so a watched
+            # plain socket would not reach it.
             self.timeout = max(MIN_CONNECT_S, min(self.timeout, attempt.remaining()))
         sock: socket.socket = super()._new_conn()  # type: ignore[misc]
         track(sock)
