@@ -133,15 +133,27 @@ def checked(
 
 
 def call(fn: Callable[..., T], deadline: Deadline, **params: Any) -> T:
-    """fn(**params), retrying transient failures with jittered backoff until the deadline.
+    """fn(**params), an EC2 call, retried on transient failures until the deadline; each
+    attempt bounded by the deadline and attempt_limit_s (see `retrying`)."""
+    return retrying(lambda: fn(**params), deadline, attempt_limit_s(deadline.seconds))
 
-    Each attempt is bounded (watchdog.bounded): by the deadline, and by attempt_limit_s so a
-    peer that stalls or dribbles is left for a fresh connection while time remains. An attempt
-    that ran out of time is an AttemptTimedOut whatever came back (a body cut short may even
-    parse). No attempt starts with less than MIN_ATTEMPT_S left: then OutOfTime, carrying the
-    last failure."""
+
+def retrying(
+    once: Callable[[], T],
+    deadline: Deadline,
+    attempt_s: float,
+    max_attempts: Optional[int] = None,
+    transient: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """once(), retrying transient failures with jittered backoff until the deadline (or
+    MAX_ATTEMPTS): the one retry loop, for EC2 (`call`) and IMDS alike.
+
+    Each attempt is bounded (watchdog.bounded): by the deadline, and by ATTEMPT_S so a peer that
+    stalls or dribbles is left for a fresh connection while time remains. An attempt that ran
+    out of time is an AttemptTimedOut whatever came back (a body cut short may even parse). No
+    attempt starts with less than MIN_ATTEMPT_S left. OutOfTime, carrying the last failure, when
+    the deadline or MAX_ATTEMPTS ends the retries; a failure that is not transient as it is."""
     backoff = BACKOFF_START_S
-    limit_s = attempt_limit_s(deadline.seconds)
     attempts = 0
     last: Optional[BaseException] = None
     while True:
@@ -150,9 +162,9 @@ def call(fn: Callable[..., T], deadline: Deadline, **params: Any) -> T:
         attempts += 1
         started = time.monotonic()
         failure: Optional[BaseException] = None
-        with watchdog.bounded(min(deadline.end, started + limit_s)) as attempt:
+        with watchdog.bounded(min(deadline.end, started + attempt_s)) as attempt:
             try:
-                result = fn(**params)
+                result = once()
             except Exception as exc:
                 failure = exc
         if attempt.expired:
@@ -163,8 +175,10 @@ def call(fn: Callable[..., T], deadline: Deadline, **params: Any) -> T:
         elif failure is None:
             return result
         last = failure
-        if not is_transient(failure):
+        if not transient(failure):
             raise failure
+        if max_attempts is not None and attempts >= max_attempts:
+            raise OutOfTime(deadline.seconds, attempts, last, deadline_reached=False)
         pause = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not crypto
         if deadline.remaining() <= pause + MIN_ATTEMPT_S:
             raise OutOfTime(deadline.seconds, attempts, last)

@@ -70,14 +70,22 @@ class AttemptTimedOut(Exception):
 
 
 class OutOfTime(Exception):
-    """`aws.call` stopped: the deadline left no time for another attempt. `last` is the last
-    attempt's failure (None: not even one was made)."""
+    """`aws.retrying` stopped: the deadline left no time for another attempt (or, with
+    DEADLINE_REACHED false, the attempts allowed were used up). `last` is the last attempt's
+    failure (None: not even one was made)."""
 
-    def __init__(self, deadline_s: float, attempts: int, last: Optional[BaseException]) -> None:
-        super().__init__(f"deadline {deadline_s:g}s reached after {attempts} attempt(s)")
+    def __init__(
+        self,
+        deadline_s: float,
+        attempts: int,
+        last: Optional[BaseException],
+        deadline_reached: bool = True,
+    ) -> None:
+        super().__init__(f"gave up after {attempts} attempt(s), deadline {deadline_s:g}s")
         self.deadline_s = deadline_s
         self.attempts = attempts
         self.last = last
+        self.deadline_reached = deadline_reached
 
 
 def error_code(exc: BaseException) -> Optional[str]:
@@ -140,6 +148,8 @@ def aws_error(exc: BaseException, action: str, resource: str) -> AwsError:
                 f"{action} on {resource} not sent: the {exc.deadline_s:g}s deadline had run out"
             )
         inner = aws_error(exc.last, action, resource)
+        if not exc.deadline_reached:
+            return AwsError(f"{inner} ({exc.attempts} attempts)", inner.code)
         if exc.attempts >= 2:
             retried = f"retried until the deadline, {exc.attempts} attempts"
             return AwsError(f"{inner} ({retried})", inner.code)

@@ -5,16 +5,15 @@ AWS_EC2_METADATA_SERVICE_ENDPOINT (and the endpoint mode) from the session's con
 honours AWS_EC2_METADATA_DISABLED, and holds the HTTP session (proxies from the environment).
 The requests are our own: botocore's helpers (`_fetch_metadata_token`, `_get_request`) retry
 within themselves, turn a read timeout on the token into "no token" and a refused connection
-into the same silence, and know no deadline. Here each request is tried at most ATTEMPTS times,
-each try bounded by TIMEOUT_S and the deadline (watchdog.bounded: against a dribbling answer
-too), and a failure says what happened. What IMDS answers is checked before anything is sent to
+into the same silence, and know no deadline. Here each request goes through the product's one
+retry loop (aws.retrying): at most ATTEMPTS tries, each bounded by TIMEOUT_S and the deadline
+(watchdog.bounded: against a dribbling answer too), and a failure says what happened. What IMDS answers is checked before anything is sent to
 EC2: a proxy answering for 169.254.169.254 serves an HTML page as readily as an ENI id.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
@@ -29,9 +28,9 @@ from botocore.exceptions import (
 from botocore.utils import IMDSFetcher
 
 from . import watchdog
-from .aws import MIN_ATTEMPT_S, Deadline
+from .aws import Deadline, retrying
 from .errors import IdentityError
-from .failures import AttemptTimedOut, describe, reason
+from .failures import CONNECTION_ERRORS, AttemptTimedOut, OutOfTime, describe, reason
 
 TIMEOUT_S = 1  # per try, as botocore's own default for IMDS (metadata_service_timeout)
 ATTEMPTS = 2
@@ -119,54 +118,53 @@ class _Imds(IMDSFetcher):
         return _checked("the IMDSv2 token", text, TOKEN, "a token")
 
     def _request(self, method: str, what: str, path: str, headers: Any) -> Tuple[int, str]:
-        """(status, text) of one request, tried up to ATTEMPTS times while time is left; a
-        5xx answer is tried again. IdentityError when no try got an answer."""
+        """(status, text) of one request: up to ATTEMPTS tries of at most TIMEOUT_S each while
+        the deadline allows (aws.retrying); a 5xx answer is tried again. IdentityError, saying
+        what happened, when no try got an answer."""
         url = self._private._construct_url(path)
-        failure: Any = None
-        tries = 0
-        while tries < ATTEMPTS and self._deadline.remaining() >= MIN_ATTEMPT_S:
-            tries += 1
-            started = time.monotonic()
-            with watchdog.bounded(min(self._deadline.end, started + TIMEOUT_S)) as attempt:
-                try:
-                    request = AWSRequest(method=method, url=url, headers=headers)
-                    response = self._private._session.send(request.prepare())
-                except (BotoCoreError, OSError) as exc:
-                    failure, response = exc, None
-            if attempt.expired:
-                cut = attempt.end >= self._deadline.end
-                failure = AttemptTimedOut(attempt.end - started, by_deadline=cut)
-            elif response is not None and int(response.status_code) >= 500:
-                failure = f"HTTP {response.status_code}"
-            elif response is not None:
-                return int(response.status_code), str(response.text or "").strip()
-        raise IdentityError(self._failed(what, failure, tries))
 
-    def _failed(self, what: str, failure: Any, tries: int) -> str:
+        def once() -> Tuple[int, str]:
+            request = AWSRequest(method=method, url=url, headers=headers)
+            response = self._private._session.send(request.prepare())
+            if int(response.status_code) >= 500:
+                raise _ServerError(f"answered HTTP {response.status_code}")
+            return int(response.status_code), str(response.text or "").strip()
+
+        try:
+            return retrying(once, self._deadline, TIMEOUT_S, ATTEMPTS, _transient)
+        except OutOfTime as exc:
+            raise IdentityError(self._failed(what, exc)) from None
+        except BotoCoreError as exc:  # not worth a second try (e.g. a malformed request)
+            raise IdentityError(f"IMDS at {self.endpoint}, {what}: {describe(exc)}") from None
+
+    def _failed(self, what: str, exc: OutOfTime) -> str:
         where = f"IMDS at {self.endpoint}, {what}"
-        deadline = f"the {self._deadline.seconds:g}s deadline"
-        if tries == 0:
+        deadline = f"the {exc.deadline_s:g}s deadline"
+        failure, tries = exc.last, exc.attempts
+        if failure is None:
             return f"{where}: not asked, {deadline} had run out"
         if isinstance(failure, AttemptTimedOut) and failure.by_deadline:
             return f"{where}: no complete answer before {deadline} ran out"
         text = f"{where}: {_trouble(failure)} ({tries} {'try' if tries == 1 else 'tries'})"
-        if self._deadline.remaining() < MIN_ATTEMPT_S:
-            text += f", then {deadline} ran out"
-        return text
+        return text + (f", then {deadline} ran out" if exc.deadline_reached else "")
 
 
-def _trouble(failure: Any) -> str:
-    if isinstance(failure, AttemptTimedOut):
-        return str(failure)
+class _ServerError(Exception):
+    """IMDS answered 5xx: worth another try."""
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, (_ServerError, AttemptTimedOut, *CONNECTION_ERRORS))
+
+
+def _trouble(failure: BaseException) -> str:
     if isinstance(failure, ReadTimeoutError):
         return f"no answer within {TIMEOUT_S:g}s"
     if isinstance(failure, ConnectTimeoutError):
         return f"no connection within {TIMEOUT_S:g}s"
     if isinstance(failure, EndpointConnectionError):
         return reason(failure.kwargs.get("error"))
-    if isinstance(failure, BaseException):
-        return describe(failure)
-    return f"answered {failure}"
+    return describe(failure)
 
 
 def _checked(what: str, value: str, pattern: Any, expected: str) -> str:
