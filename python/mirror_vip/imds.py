@@ -7,8 +7,9 @@ The requests are our own: botocore's helpers (`_fetch_metadata_token`, `_get_req
 within themselves, turn a read timeout on the token into "no token" and a refused connection
 into the same silence, and know no deadline. Here each request goes through the product's one
 retry loop (aws.retrying): at most ATTEMPTS tries, each bounded by TIMEOUT_S and the deadline
-(watchdog.bounded: against a dribbling answer too), and a failure says what happened. What IMDS answers is checked before anything is sent to
-EC2: a proxy answering for 169.254.169.254 serves an HTML page as readily as an ENI id.
+(watchdog.bounded: against a dribbling answer too), and a failure says what happened. What IMDS
+answers is checked before anything is sent to EC2: a proxy answering for 169.254.169.254 serves
+an HTML page as readily as an ENI id.
 """
 
 from __future__ import annotations
