@@ -169,6 +169,25 @@ def test_a_describe_dribbled_a_byte_at_a_time_ends_by_the_deadline(
     assert_all_on(fab.aws, fab.world, A)
 
 
+def test_a_failover_claim_whose_describe_is_dribbled_ends_by_the_deadline(
+    sim_fab: Fabric,  # noqa: F811
+) -> None:
+    """The failover path: the remembered tables written at once, the describe beside them
+    dribbled. (What the report makes of the writes then is issue 10's item 4.)"""
+    fab, world = sim_fab, sim_fab.world
+    assert run(fab, "claim", 8.0, use_cache=True).report["ok"]  # B's table list remembered
+    fab.aws.ec2.replace_route(
+        RouteTableId=world.client_table,
+        DestinationCidrBlock=world.destination,
+        NetworkInterfaceId=world.members[A].eni,
+    )
+    fab.aws.add_fault(Fault("dribble", action="DescribeRouteTables", seconds=0.05))
+    out = run(fab, "claim", 4.0, use_cache=True)
+    assert_bounded(fab, out, 4.0)
+    assert "DescribeRouteTables" in errors(out), errors(out)
+    assert_all_on(fab.aws, world, B)  # the writes went out at once
+
+
 def test_status_with_the_interface_read_dribbled_ends_by_the_deadline(
     sim_fab: Fabric,  # noqa: F811
 ) -> None:

@@ -10,6 +10,7 @@ it at any moment; not only the exit code.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from typing import Any, Dict, List
 
@@ -281,11 +282,13 @@ def test_a_table_deleted_during_the_claim_is_reported_and_the_rest_switched(
     )
     deleted: List[float] = []
     b_key = key(fab, B)
+    once = threading.Lock()  # the writes arrive in parallel: one of them deletes the table
 
     def delete_on_first_write(call: Call) -> None:
-        if call.is_write and call.caller == b_key and not deleted:
-            ec2.delete_route_table(RouteTableId=doomed)
-            deleted.append(time.monotonic())
+        with once:
+            if call.is_write and call.caller == b_key and not deleted:
+                ec2.delete_route_table(RouteTableId=doomed)
+                deleted.append(time.monotonic())
 
     fab.aws.before_forward(delete_on_first_write)
     try:
