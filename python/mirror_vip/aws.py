@@ -118,7 +118,7 @@ def ec2_client(
     credentials.resolve(core, deadline.end, deadline.seconds)
     config = client_config(deadline.seconds)
     ec2: Any = core.create_client("ec2", region_name=region, config=config)
-    watchdog.install(ec2._endpoint.http_session)
+    watchdog.install(getattr(getattr(ec2, "_endpoint", None), "http_session", None))
     return ec2
 
 
