@@ -10,7 +10,9 @@ The proxy
 - injects faults per action, by script (`times`, `skip`) or by probability (seeded RNG):
   latency, RequestLimitExceeded (503), InternalError (500), a dropped connection before or after
   the change is applied, no answer at all (nothing applied), a response held past the client's
-  read timeout (the change *is* applied), UnauthorizedOperation for one route table;
+  read timeout (the change *is* applied), an answer dribbled a byte at a time (its body, or its
+  headers too: every socket read gets data, so a per-read timeout never fires; the change *is*
+  applied), UnauthorizedOperation for one route table;
 - records every call (action, parameters, caller, start / applied / end times, status, error
   code) so tests count round trips and writes, and reconstruct each table's route history;
 - models TLS connection set-up (off by default): with `handshake_s`, each new client connection
@@ -48,7 +50,19 @@ from xml.sax.saxutils import escape
 
 ROUTE_WRITES = ("CreateRoute", "ReplaceRoute", "DeleteRoute")
 ACCOUNT_ID = "123456789012"
-FAULT_KINDS = ("latency", "throttle", "error500", "drop", "drop_after", "hang", "slow", "deny")
+FAULT_KINDS = (
+    "latency",
+    "throttle",
+    "error500",
+    "drop",
+    "drop_after",
+    "hang",
+    "slow",
+    "dribble",
+    "dribble_head",
+    "deny",
+)
+DRIBBLES = ("dribble", "dribble_head")
 MOTO_TIMEOUT_S = 30.0
 POLL_S = 0.05  # how soon stop() is noticed
 MAX_HOLD_S = 120.0  # no fault holds a response longer than this, whatever it asks for
@@ -139,7 +153,12 @@ class Fault:
     before forwarding: nothing changes), drop_after (forward, then close without an answer: the
     change lands), hang (hold `seconds`, then close: never forwarded, nothing changes; EC2 not
     answering), slow (forward, then hold the answer `seconds`: past the client's read timeout,
-    the change lands), deny (403 UnauthorizedOperation, for dry runs too).
+    the change lands), dribble (forward, then send the status line and headers at once and the
+    body one byte every `seconds`: the change lands, and a client bounding each socket read
+    waits for the whole answer), dribble_head (the same, the status line and headers dribbled
+    too), deny (403 UnauthorizedOperation, for dry runs too). A dribble lasts at most MAX_HOLD_S
+    and ends (the connection closed) at clear_faults or stop; `Call.end` is when it ended or
+    the proxy found the client gone (a write failed), `Call.status` is 0 unless it all went out.
     """
 
     kind: str
@@ -581,6 +600,8 @@ class FakeAws:
             return None
         if kind == "slow":
             self._hold(fault.seconds if fault else 0.0)
+        if fault and kind in DRIBBLES:
+            return self._dribble(handler, call, status, headers, payload, fault)
         return self._send(handler, call, status, headers, payload)
 
     def _forward_call(
@@ -629,6 +650,44 @@ class FakeAws:
         except OSError:
             call.status = 0
             handler.close_connection = True  # the client gave up (e.g. its read timeout)
+
+    def _dribble(
+        self,
+        handler: _ProxyHandler,
+        call: Call,
+        status: int,
+        headers: Iterable[Tuple[str, str]],
+        body: bytes,
+        fault: Fault,
+    ) -> None:
+        """Send the answer a byte every `fault.seconds` (the head at once for `dribble`)."""
+        head = _head(status, headers, len(body))
+        at_once, trickle = (head, body) if fault.kind == "dribble" else (b"", head + body)
+        with self._lock:
+            release = self._release
+        until = time.monotonic() + MAX_HOLD_S
+        handler.close_connection = True  # whatever happens, this connection carries no more
+        try:
+            if at_once:
+                handler.wfile.write(at_once)
+            for i in range(len(trickle)):
+                if release.wait(fault.seconds) or time.monotonic() > until:
+                    return None  # released or held long enough: closed, the answer unfinished
+                if i == len(trickle) - 1:  # recorded before the last byte leaves, as in _send
+                    call.status, call.end = status, time.monotonic()
+                handler.wfile.write(trickle[i : i + 1])
+        except OSError:  # the client gave up and closed: `end` (set by handle) says when
+            call.status, call.end = 0, 0.0
+        return None
+
+
+def _head(status: int, headers: Iterable[Tuple[str, str]], length: int) -> bytes:
+    """An HTTP/1.1 status line and headers as `_send` would write them."""
+    skip = {"content-length", "connection", "transfer-encoding", "date", "server"}
+    lines = [f"HTTP/1.1 {status} {http.client.responses.get(status, '')}".rstrip()]
+    lines += [f"{k}: {v}" for k, v in headers if k.lower() not in skip]
+    lines += [f"Content-Length: {length}", "Connection: close", "", ""]
+    return "\r\n".join(lines).encode("latin-1")
 
 
 def _route_target(table: Dict[str, Any], destination: str) -> Optional[str]:

@@ -10,7 +10,11 @@ provider expects, so boto3 authenticates exactly as on EC2.
 Faults, for the reliability tests: `expire_tokens()` (every token issued so far answers 401 from
 now on: "the token expired"), `reject_next(n)` (the next n GETs answer 401 whatever the token),
 `slow(seconds)` (every answer waits), `mode = "hang"` (accept, never answer), `mode = "reset"`
-(accept, then reset the connection); `stop()` leaves nothing listening (connection refused).
+(accept, then reset the connection); `add_fault(kind, seconds, path)` for the requests under
+one path only (e.g. the token, or the role's credentials): `slow`, `hang`, or `dribble` (the
+status line and headers at once, then the body one byte every `seconds`); `answer_with(path, text)`
+serves other text at a path (e.g. the HTML page a proxy would answer with); `heal()` ends every
+fault; `stop()` leaves nothing listening (connection refused).
 """
 
 from __future__ import annotations
@@ -66,12 +70,29 @@ def access_key_for(instance_id: str) -> str:
     return ("ASIA" + tail + "0" * 16)[:20]
 
 
+FAULT_KINDS = ("slow", "hang", "dribble")
+
+
 @dataclass
 class ImdsCall:
-    at: float
+    at: float  # when the request arrived (time.monotonic())
     method: str
     path: str
     status: int
+    end: float = 0.0  # when the answer was sent, or found unwanted (the client gone), or dropped
+
+
+@dataclass
+class ImdsFault:
+    """A fault on the requests whose path under /latest/ starts with `path` ("" for every one)."""
+
+    kind: str
+    seconds: float = 0.0
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown IMDS fault {self.kind!r}; one of {FAULT_KINDS}")
 
 
 @dataclass
@@ -80,6 +101,9 @@ class _State:
     reject: int = 0
     delay: float = 0.0
     mode: str = "normal"  # normal | hang | reset
+    faults: List[ImdsFault] = field(default_factory=list)
+    answers: Dict[str, str] = field(default_factory=dict)  # path under /latest/ -> text
+    release: threading.Event = field(default_factory=threading.Event)  # set by heal()
 
 
 class ImdsEmulator:
@@ -119,10 +143,14 @@ class ImdsEmulator:
     def restart(self, sock: Optional[socket.socket] = None) -> str:
         """Serve again after `stop()`, keeping the identity, the tokens and the record."""
         self._stopping = threading.Event()
+        with self._lock:
+            self._state.release = threading.Event()
         return self.start(sock)
 
     def stop(self) -> None:
         self._stopping.set()
+        with self._lock:
+            self._state.release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -153,11 +181,43 @@ class ImdsEmulator:
         with self._lock:
             self._state.mode = value
 
+    def add_fault(self, kind: str, seconds: float = 0.0, path: str = "") -> ImdsFault:
+        """KIND (slow, hang, dribble) on the requests under PATH (relative to /latest/)."""
+        fault = ImdsFault(kind, seconds, path.strip("/"))
+        with self._lock:
+            self._state.faults.append(fault)
+        return fault
+
+    def answer_with(self, path: str, text: str) -> None:
+        """Serve TEXT at PATH (relative to /latest/) instead of the instance's value."""
+        with self._lock:
+            self._state.answers[path.strip("/")] = text
+
     def heal(self) -> None:
+        """End every fault (a request held by one is closed unanswered) and every answer_with()."""
         with self._lock:
             self._state.reject = 0
             self._state.delay = 0.0
             self._state.mode = "normal"
+            self._state.faults.clear()
+            self._state.answers.clear()
+            released, self._state.release = self._state.release, threading.Event()
+        released.set()
+
+    def fault_for(self, path: str) -> Optional[ImdsFault]:
+        """The first fault whose path covers PATH (a request path, query and all)."""
+        rel = path.split("?", 1)[0]
+        rel = rel[len("/latest/") :] if rel.startswith("/latest/") else rel.lstrip("/")
+        with self._lock:
+            return next((f for f in self._state.faults if rel.startswith(f.path)), None)
+
+    def hold(self, seconds: float) -> bool:
+        """Wait SECONDS (at most MAX_HOLD_S); False when heal() or stop() ended the wait."""
+        with self._lock:
+            release = self._state.release
+        if release.wait(min(max(seconds, 0.0), MAX_HOLD_S)):
+            return False
+        return not self._stopping.is_set()
 
     def gets(self) -> List[ImdsCall]:
         with self._lock:
@@ -229,6 +289,9 @@ class ImdsEmulator:
         """The text at PATH (relative to /latest/), a directory listing, or None (404)."""
         leaves = self.tree()
         key = path.strip("/")
+        with self._lock:
+            if key in self._state.answers:
+                return self._state.answers[key]
         if key == "meta-data/iam/security-credentials/" + self.identity.role:
             return json.dumps(self.credentials(), indent=2)
         if key in leaves:
@@ -254,6 +317,12 @@ class ImdsEmulator:
             return -1, ""
         if delay:
             self._stopping.wait(min(delay, MAX_HOLD_S))
+        fault = self.fault_for(handler.path)
+        if fault is not None and fault.kind == "hang":
+            self.hold(MAX_HOLD_S)
+            return 0, ""
+        if fault is not None and fault.kind == "slow" and not self.hold(fault.seconds):
+            return 0, ""
         path = handler.path.split("?", 1)[0]
         if not path.startswith("/latest/"):
             return 404, "Not Found"
@@ -289,9 +358,11 @@ class ImdsEmulator:
             self._state.tokens[token] = time.monotonic() + ttl
         return 200, token
 
-    def record(self, method: str, path: str, status: int) -> None:
+    def record(self, at: float, method: str, path: str, status: int) -> ImdsCall:
+        call = ImdsCall(at, method, path, status)
         with self._lock:
-            self.calls.append(ImdsCall(time.monotonic(), method, path, status))
+            self.calls.append(call)
+        return call
 
 
 class _ImdsServer(ThreadingHTTPServer):
@@ -308,11 +379,19 @@ class _ImdsHandler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def _serve(self, method: str) -> None:
+        imds = self.server.imds
+        arrived = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        status, text = self.server.imds.answer(self, method)
-        self.server.imds.record(method, self.path, status)
+        status, text = imds.answer(self, method)
+        call = imds.record(arrived, method, self.path, status)
+        try:
+            self._send(method, status, text, imds.fault_for(self.path))
+        finally:
+            call.end = time.monotonic()
+
+    def _send(self, method: str, status: int, text: str, fault: Optional[ImdsFault]) -> None:
         if status <= 0:
             if status < 0:  # reset: RST instead of FIN
                 self.connection.setsockopt(
@@ -321,6 +400,7 @@ class _ImdsHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = text.encode()
+        dribble = fault is not None and fault.kind == "dribble"
         try:
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
@@ -328,7 +408,17 @@ class _ImdsHandler(BaseHTTPRequestHandler):
             if status == 200 and method == "PUT":
                 self.send_header(TTL_HEADER, self.headers.get(TTL_HEADER, ""))
             self.end_headers()
-            self.wfile.write(body)
+            if not dribble:
+                self.wfile.write(body)
+                return
+            self.close_connection = True  # held or cut short: this connection carries no more
+            until = time.monotonic() + MAX_HOLD_S
+            for i in range(len(body)):  # one byte per interval: every socket read gets data
+                if not self.server.imds.hold(fault.seconds if fault else 0.0):
+                    return
+                if time.monotonic() > until:
+                    return
+                self.wfile.write(body[i : i + 1])
         except OSError:
             self.close_connection = True
 

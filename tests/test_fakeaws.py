@@ -6,6 +6,7 @@ checks moto's state straight from moto, and the proxy's call record.
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, List
@@ -235,6 +236,55 @@ def test_latency_delays_the_call_before_moto_sees_it(net: Net) -> None:
     assert slow.applied is not None and slow.applied - slow.start >= 0.2
     assert fast.applied is not None and fast.applied - fast.start < 0.2
     assert slow.fault == "latency" and fast.fault is None
+
+
+@pytest.mark.parametrize("kind", ["dribble", "dribble_head"])
+def test_a_dribbled_answer_defeats_a_per_read_timeout_and_the_write_lands(
+    net: Net, kind: str
+) -> None:
+    """Every socket read gets a byte before botocore's read timeout (0.3 s): the whole answer
+    takes as long as the dribble, however long that is."""
+    net.aws.add_fault(Fault(kind, action="ReplaceRoute", times=1, seconds=0.005))
+    impatient = net.aws.client(via_proxy=True, read_timeout=0.3, connect_timeout=1)
+    started = time.monotonic()
+    impatient.replace_route(
+        RouteTableId=net.tables[0], DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b
+    )
+    took = time.monotonic() - started
+    (call,) = net.aws.calls("ReplaceRoute")
+    assert call.landed and call.fault == kind and call.status == 200
+    assert net.target(net.tables[0]) == net.eni_b
+    size = 100 if kind == "dribble" else 200  # bytes dribbled, at least: the body (and head)
+    assert took >= size * 0.005 and call.end - call.applied >= size * 0.005  # type: ignore[operator]
+
+
+def test_a_dribble_ends_when_the_client_goes_or_at_clear_faults(net: Net) -> None:
+    net.aws.add_fault(Fault("dribble", action="DescribeVpcs", seconds=0.05))
+    for leave in ("close", "clear_faults"):
+        since = time.monotonic()
+        client = _raw_request(net.aws, "Action=DescribeVpcs&Version=2016-11-15")
+        assert client.recv(4096).startswith(b"HTTP/1.1 200")  # the head at once
+        assert len(client.recv(4096)) == 1  # then a byte at a time
+        if leave == "close":
+            client.close()
+        else:
+            net.aws.clear_faults()
+        (call,) = net.aws.calls("DescribeVpcs", since)
+        assert wait_for(lambda c=call: c.end > 0, 5.0), f"still dribbling after {leave}"
+        assert call.status == 0 and call.end - since < 5.0
+        client.close()
+
+
+def _raw_request(aws: FakeAws, body: str) -> socket.socket:
+    host, port = aws.endpoint.replace("http://", "").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    head = (
+        f"POST / HTTP/1.1\r\nHost: {host}\r\n"
+        "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body.encode())
+    return sock
 
 
 HANDSHAKE_S = 0.4

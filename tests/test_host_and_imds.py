@@ -10,10 +10,10 @@ import time
 import botocore.session
 import pytest
 
-from mirror_vip import host
+from mirror_vip import api, host, settings
 from mirror_vip import imds as metadata
 from mirror_vip.errors import HostError, IdentityError
-from tests.conftest import REGION, Imds, Member
+from tests.conftest import REGION, AwsLike, Imds, Member, World
 
 IP_JSON = json.dumps(
     [
@@ -127,9 +127,46 @@ def test_unreachable_imds_fails_within_its_timeouts(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{port}/")
     started = time.monotonic()
     try:
-        with pytest.raises(IdentityError, match="gave no IMDSv2 token"):
+        with pytest.raises(IdentityError, match="IMDSv2 token: no complete answer within"):
             metadata.fetch_identity(_core(), MEMBER.mac)
     finally:
         silent.close()
     # bounded: at most ATTEMPTS read timeouts, not botocore's defaults or forever
     assert time.monotonic() - started < metadata.TIMEOUT_S * metadata.ATTEMPTS + 2
+
+
+HTML = "<html>\n<head><title>Proxy Authentication Required</title></head>\n</html>"
+MAC_DIR = f"meta-data/network/interfaces/macs/{MEMBER.mac}"
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("meta-data/instance-id", HTML),
+        ("meta-data/placement/region", "eu west 1"),
+        (f"{MAC_DIR}/interface-id", HTML),
+        (f"{MAC_DIR}/vpc-id", "vpc-0123456789abcdef0; DROP"),
+    ],
+)
+def test_imds_values_that_are_not_what_imds_serves_are_refused(
+    imds: Imds, path: str, value: str
+) -> None:
+    """A proxy answering for 169.254.169.254 (an HTML page): refused, naming the value."""
+    imds.become(MEMBER, "vpc-0123456789abcdef0")
+    imds.paths[path] = value
+    with pytest.raises(IdentityError) as exc:
+        imds_identity()
+    text = str(exc.value)
+    assert "IMDS answered unexpectedly" in text and path in text, text
+    assert repr(value)[:20] in text and "\n" not in text, text
+
+
+def test_a_claim_sends_nothing_to_ec2_when_imds_answers_html(
+    member_a: World, aws: AwsLike, imds: Imds
+) -> None:
+    imds.paths[f"meta-data/network/interfaces/macs/{member_a.a.mac}/interface-id"] = HTML
+    report = api.claim(settings.from_mapping({}))
+    assert aws.calls == []
+    assert report.exit_code == 1 and len(report.errors) == 1, report.errors
+    assert "IMDS answered unexpectedly" in report.errors[0] and "<html>" in report.errors[0]
+    assert set(member_a.targets().values()) == {None}

@@ -18,6 +18,7 @@ from mirror_vip.errors import IdentityError
 from sim.imds import Identity, ImdsEmulator, access_key_for
 
 MAC = "02:00:00:aa:bb:cc"
+TTL = "X-aws-ec2-metadata-token-ttl-seconds"
 IDENTITY = Identity(
     instance_id="i-0123456789abcdef0",
     region="eu-west-1",
@@ -188,3 +189,50 @@ def test_an_unanswering_imds_is_a_bounded_identity_error(
     took = time.monotonic() - started
     assert "IMDS" in str(exc.value)
     assert took < 6.0, f"gave up only after {took:.1f}s"
+
+
+def test_a_fault_on_one_path_leaves_the_others_alone(emulator: ImdsEmulator) -> None:
+    emulator.add_fault("slow", 0.5, path="meta-data/iam/")
+    tok = token(emulator)
+    started = time.monotonic()
+    assert get(emulator, "meta-data/instance-id", tok) == (200, IDENTITY.instance_id)
+    assert time.monotonic() - started < 0.5
+    assert get(emulator, "meta-data/iam/security-credentials/", tok) == (200, IDENTITY.role)
+    assert time.monotonic() - started >= 0.5
+
+
+def test_a_dribbled_token_sends_its_head_at_once_then_a_byte_at_a_time(
+    emulator: ImdsEmulator,
+) -> None:
+    emulator.add_fault("dribble", 0.02, path="api/token")
+    host, port = emulator.endpoint.replace("http://", "").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=0.3)  # per socket read
+    conn.request("PUT", "/latest/api/token", headers={TTL: "60"})
+    started = time.monotonic()
+    resp = conn.getresponse()
+    assert resp.status == 200 and time.monotonic() - started < 0.3
+    text = resp.read().decode()  # never 0.3 s without a byte: the read timeout never fires
+    took = time.monotonic() - started
+    conn.close()
+    assert len(text) >= 40 and took >= 0.02 * (len(text) - 1)
+    assert get(emulator, "meta-data/instance-id", text) == (200, IDENTITY.instance_id)
+    (put,) = [c for c in emulator.calls if c.method == "PUT"]
+    assert put.end - put.at >= 0.02 * (len(text) - 1)
+
+
+def test_a_hang_on_one_path_ends_at_heal_and_answer_overrides_a_value(
+    emulator: ImdsEmulator,
+) -> None:
+    emulator.add_fault("hang", path="meta-data/network/")
+    emulator.answer_with("meta-data/instance-id", "<html>proxy</html>")
+    tok = token(emulator)
+    assert get(emulator, "meta-data/instance-id", tok) == (200, "<html>proxy</html>")
+    host, port = emulator.endpoint.replace("http://", "").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("GET", f"/latest/meta-data/network/interfaces/macs/{MAC}/interface-id")
+    time.sleep(0.2)  # the request is held
+    emulator.heal()
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        conn.getresponse()
+    conn.close()
+    assert get(emulator, "meta-data/instance-id", tok) == (200, IDENTITY.instance_id)

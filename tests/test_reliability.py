@@ -10,6 +10,7 @@ it at any moment; not only the exit code.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from typing import Any, Dict, List
 
@@ -54,6 +55,11 @@ def table_result(report: Dict[str, Any], table: str) -> Dict[str, Any]:
     found = [t for t in report.get("route_tables", []) if t["id"] == table]
     assert found, f"{table} not in the report: {report}"
     return found[0]
+
+
+def errors(report: Dict[str, Any]) -> List[str]:
+    rows = [t.get("error") or "" for t in report.get("route_tables", [])]
+    return [*report.get("errors", []), *report.get("warnings", []), *rows]
 
 
 def assert_succeeded(report: Dict[str, Any]) -> None:
@@ -276,11 +282,13 @@ def test_a_table_deleted_during_the_claim_is_reported_and_the_rest_switched(
     )
     deleted: List[float] = []
     b_key = key(fab, B)
+    once = threading.Lock()  # the writes arrive in parallel: one of them deletes the table
 
     def delete_on_first_write(call: Call) -> None:
-        if call.is_write and call.caller == b_key and not deleted:
-            ec2.delete_route_table(RouteTableId=doomed)
-            deleted.append(time.monotonic())
+        with once:
+            if call.is_write and call.caller == b_key and not deleted:
+                ec2.delete_route_table(RouteTableId=doomed)
+                deleted.append(time.monotonic())
 
     fab.aws.before_forward(delete_on_first_write)
     try:
@@ -372,14 +380,14 @@ def test_a_persistent_timeout_ends_the_claim_by_its_deadline(
     sim_fab: Fabric,  # noqa: F811
     action: str,
 ) -> None:
-    """EC2 stops answering for good: the claim gives up by its deadline, give or take the one
-    attempt in flight then (a read timeout), and says why."""
+    """EC2 stops answering for good: the claim gives up by its deadline (no attempt outlives
+    it: tests/test_deadlines.py), and says why."""
     fab = sim_fab
     fab.aws.add_fault(Fault("hang", action=action, seconds=60.0))
     report = fab.bridge(B, "claim", settings=fab.settings(B, deadline=SHORT))
     assert report["ok"] is False and report["exit_code"] == 1, report
-    slack = client_config(SHORT).read_timeout + 0.25
-    assert report["elapsed_s"] <= SHORT + slack, f"{report['elapsed_s']}s for a {SHORT}s deadline"
+    assert report["elapsed_s"] <= SHORT + 1.0, f"{report['elapsed_s']}s for a {SHORT}s deadline"
+    assert any(action in e and "retried until the deadline" in e for e in errors(report)), report
 
 
 def test_a_write_applied_but_never_answered_in_time_is_reported_as_switched(

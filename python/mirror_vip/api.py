@@ -330,7 +330,7 @@ def _context(chosen: Settings, report: Report) -> Context:
     identity = _identity(chosen, core, deadline)
     report.instance_id, report.eni = identity.instance_id, identity.eni
     report.vpc_id, report.region = identity.vpc_id, identity.region
-    ec2 = ec2_client(core, identity.region, chosen.deadline)
+    ec2 = ec2_client(core, identity.region, deadline)
     if identity.vpc_id == "":
         identity = _identity_from_eni(ec2, identity, deadline)
         report.instance_id, report.vpc_id = identity.instance_id, identity.vpc_id
@@ -343,7 +343,7 @@ def _identity(chosen: Settings, core: Any, deadline: Deadline) -> Identity:
         return Identity(instance_id="", region=chosen.region, eni=chosen.eni, vpc_id="", mac="")
     try:
         mac = host.mac_address(chosen.interface)
-        found = imds.fetch_identity(core, mac)
+        found = imds.fetch_identity(core, mac, deadline)
     except IdentityError as exc:
         missing = [f"--{k}" for k in ("eni", "region") if not getattr(chosen, k)]
         raise IdentityError(

@@ -1,4 +1,4 @@
-"""The EC2 client, its retries, and what an AWS error means for us.
+"""The EC2 client, its retries, and the deadline over every request.
 
 Retries live here and only here, in `call`: transient failures (throttling, 5xx, connection
 errors, timeouts) are retried with jittered exponential backoff until the operation's
@@ -6,6 +6,10 @@ deadline. botocore knows no deadline: with its own retries on as well, each of o
 could run three of its, and a claim against an EC2 that stopped answering overran its
 deadline by half. So botocore is configured for one attempt per call (its `standard` mode's
 error handling otherwise), and its timeouts are sized from the deadline.
+
+Its timeouts bound each socket operation, not a call, so every attempt also runs under a
+wall-clock bound (watchdog.bounded) that ends it, whatever the peer sends, by the sooner of
+the deadline and connect + read timeout from its start; no attempt starts without time left.
 """
 
 from __future__ import annotations
@@ -14,21 +18,17 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar, Union
 
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
 from botocore.loaders import Loader, create_loader
 
-from .errors import AwsError
+from . import credentials, watchdog
+from .failures import AttemptTimedOut, OutOfTime, is_transient
+from .failures import aws_error as aws_error
+from .failures import error_code as error_code
+from .failures import error_message as error_message
 
 # EC2's mutating-action token bucket holds 50 requests per account and region (refill 5/s);
 # 32 concurrent writes fit in one burst with room to spare for other tools, and keep the
@@ -38,65 +38,48 @@ PARALLEL_READS = 2  # a claim's describes (route tables, subnets) run side by si
 ATTEMPTS_PER_CALL = 1  # botocore's; ours are in `call`
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 2.0
-
-TRANSIENT_CODES = frozenset(
-    {
-        "RequestLimitExceeded",
-        "Throttling",
-        "ThrottlingException",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "Unavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "RequestThrottled",
-        "TooManyRequestsException",
-        "EC2ThrottledException",
-        "PriorRequestNotComplete",
-        "BandwidthLimitExceeded",
-    }
-)
-CONNECTION_ERRORS = (
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
-)
-
-# What to do about a permanent error, by AWS error code.
-FIXES = {
-    "UnauthorizedOperation": "grant it to the instance role (docs/aws/iam-policy.json)",
-    "AccessDenied": "grant it to the instance role (docs/aws/iam-policy.json)",
-    "InvalidRouteTableID.NotFound": "the route table is gone; check --route-tables",
-    "AuthFailure": "check the instance role's credentials (IMDS) or AWS_* variables",
-    "UnrecognizedClientException": "check the instance role's credentials",
-    "InvalidNetworkInterfaceID.NotFound": "check --eni: no such network interface",
-}
+MIN_ATTEMPT_S = 0.1  # an attempt is not started with less time than this left
 
 T = TypeVar("T")
 
 
 class Deadline:
-    """A point in time an operation must finish by (monotonic clock)."""
+    """A point in time an operation must finish by (monotonic clock). `seconds` is the whole
+    operation's deadline, as the user set it (for messages)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, end: Optional[float] = None) -> None:
         self.seconds = seconds
-        self.end = time.monotonic() + seconds
+        self.end = time.monotonic() + seconds if end is None else end
 
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
 
+    def sooner(self, seconds: float) -> Deadline:
+        """This deadline less SECONDS: keeps that much time for a step after (a verify read)."""
+        return Deadline(self.seconds, self.end - seconds)
+
+
+def timeouts(deadline_s: float) -> Tuple[float, float]:
+    """(connect, read) timeouts of each socket operation: a few attempts fit in the deadline."""
+    return min(3.0, max(0.5, deadline_s / 10)), min(10.0, max(1.0, deadline_s / 4))
+
 
 def client_config(deadline_s: float) -> Config:
-    """Timeouts sized so a few attempts fit in the deadline; a pool as wide as our calls."""
+    """Timeouts sized from the deadline; a pool as wide as our calls."""
+    connect, read = timeouts(deadline_s)
     return Config(
         retries={"mode": "standard", "total_max_attempts": ATTEMPTS_PER_CALL},
-        connect_timeout=min(3.0, max(0.5, deadline_s / 10)),
-        read_timeout=min(10.0, max(1.0, deadline_s / 4)),
+        connect_timeout=connect,
+        read_timeout=read,
         # the writes and, beside them, the describes: none of their connections is discarded
         max_pool_connections=MAX_PARALLEL_WRITES + PARALLEL_READS,
     )
+
+
+def attempt_limit_s(deadline_s: float) -> float:
+    """The longest one attempt may take: the connect and read timeouts, back to back. A peer
+    that answers (or dribbles) past it is given up on, and the call tried again if time is left."""
+    return sum(timeouts(deadline_s))
 
 
 _LOADERS: Dict[Optional[str], Loader] = {}
@@ -122,51 +105,21 @@ def botocore_session() -> botocore.session.Session:
     return core
 
 
-def ec2_client(core: botocore.session.Session, region: str, deadline_s: float) -> Any:
+def ec2_client(
+    core: botocore.session.Session, region: str, deadline: Union[Deadline, float]
+) -> Any:
     """The EC2 client, made by botocore's session as boto3.client makes it. boto3 itself is not
     imported: what it adds (resources, S3 transfers) a claim never uses, and its import costs
     ~20 ms of every cold start. Credentials come from botocore's standard chain (environment,
-    profile, instance role through IMDS); AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EC2 apply."""
-    return core.create_client("ec2", region_name=region, config=client_config(deadline_s))
-
-
-def error_code(exc: BaseException) -> Optional[str]:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or "") or None
-    return None
-
-
-def error_message(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Message") or exc)
-    return str(exc)
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, CONNECTION_ERRORS):
-        return True
-    if isinstance(exc, ClientError):
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return error_code(exc) in TRANSIENT_CODES or status >= 500
-    return False
-
-
-def aws_error(exc: BaseException, action: str, resource: str) -> AwsError:
-    """A permanent error as one line: code, what failed, what to do."""
-    code = error_code(exc)
-    if isinstance(exc, NoCredentialsError):
-        return AwsError(
-            f"{action} on {resource}: no AWS credentials found; attach an instance role "
-            "(docs/aws/iam-policy.json) or set the AWS_* variables"
-        )
-    if code is None:
-        again = " (retried until the deadline)" if is_transient(exc) else ""
-        return AwsError(f"{action} on {resource} failed{again}: {type(exc).__name__}: {exc}")
-    fix = FIXES.get(code)
-    text = f"{code}: {action} on {resource} refused: {error_message(exc)}"
-    if code in ("UnauthorizedOperation", "AccessDenied"):
-        text = f"{code}: not allowed to {action} on {resource}"
-    return AwsError(f"{text}; {fix}" if fix else text, code)
+    profile, instance role through IMDS), resolved first within the deadline (credentials.py);
+    AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EC2 apply. Its connections report to the watchdog."""
+    if not isinstance(deadline, Deadline):
+        deadline = Deadline(deadline)
+    credentials.resolve(core, deadline.end, deadline.seconds)
+    config = client_config(deadline.seconds)
+    ec2: Any = core.create_client("ec2", region_name=region, config=config)
+    watchdog.install(getattr(getattr(ec2, "_endpoint", None), "http_session", None))
+    return ec2
 
 
 def checked(
@@ -180,19 +133,57 @@ def checked(
 
 
 def call(fn: Callable[..., T], deadline: Deadline, **params: Any) -> T:
-    """fn(**params), retrying transient failures with jittered backoff until the deadline."""
+    """fn(**params), an EC2 call, retried on transient failures until the deadline; each
+    attempt bounded by the deadline and attempt_limit_s (see `retrying`)."""
+    return retrying(lambda: fn(**params), deadline, attempt_limit_s(deadline.seconds))
+
+
+def retrying(
+    once: Callable[[], T],
+    deadline: Deadline,
+    attempt_s: float,
+    max_attempts: Optional[int] = None,
+    transient: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """once(), retrying transient failures with jittered backoff until the deadline (or
+    MAX_ATTEMPTS): the one retry loop, for EC2 (`call`) and IMDS alike.
+
+    Each attempt is bounded (watchdog.bounded): by the deadline, and by ATTEMPT_S so a peer that
+    stalls or dribbles is left for a fresh connection while time remains. An attempt that ran
+    out of time is an AttemptTimedOut whatever came back (a body cut short may even parse). No
+    attempt starts with less than MIN_ATTEMPT_S left. OutOfTime, carrying the last failure, when
+    the deadline or MAX_ATTEMPTS ends the retries; a failure that is not transient as it is."""
     backoff = BACKOFF_START_S
+    attempts = 0
+    last: Optional[BaseException] = None
     while True:
-        try:
-            return fn(**params)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            pause = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not crypto
-            if deadline.remaining() <= pause:
-                raise
-            time.sleep(pause)
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+        if deadline.remaining() < MIN_ATTEMPT_S:
+            raise OutOfTime(deadline.seconds, attempts, last)
+        attempts += 1
+        started = time.monotonic()
+        failure: Optional[BaseException] = None
+        with watchdog.bounded(min(deadline.end, started + attempt_s)) as attempt:
+            try:
+                result = once()
+            except Exception as exc:
+                failure = exc
+        if attempt.expired:
+            cut = attempt.end >= deadline.end  # by the deadline, not the attempt's own limit
+            if cut and last is not None:
+                raise OutOfTime(deadline.seconds, attempts, last)  # the earlier failure says more
+            failure = AttemptTimedOut(attempt.end - started, by_deadline=cut)
+        elif failure is None:
+            return result
+        last = failure
+        if not transient(failure):
+            raise failure
+        if max_attempts is not None and attempts >= max_attempts:
+            raise OutOfTime(deadline.seconds, attempts, last, deadline_reached=False)
+        pause = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not crypto
+        if deadline.remaining() <= pause + MIN_ATTEMPT_S:
+            raise OutOfTime(deadline.seconds, attempts, last)
+        time.sleep(pause)
+        backoff = min(backoff * 2, BACKOFF_MAX_S)
 
 
 def open_connections(ec2: Any, count: int) -> int:
@@ -214,10 +205,16 @@ def open_connections(ec2: Any, count: int) -> int:
     except Exception:
         return 0
 
+    limit_s = float(ec2.meta.config.connect_timeout or 1.0)
+
     def connect(conn: Any) -> bool:
         try:
             if getattr(conn, "sock", None) is None:
-                conn.connect()
+                # TCP and, for https, the TLS handshake: neither may hold the writes back long
+                with watchdog.bounded(time.monotonic() + 2 * limit_s) as attempt:
+                    conn.connect()
+                if attempt.expired:
+                    raise AttemptTimedOut(2 * limit_s)
             return True
         except Exception:
             conn.close()

@@ -32,6 +32,7 @@ TARGET_KEYS = (
 WILDCARDS = frozenset("*?\\")  # special in an EC2 filter value
 MAX_PAGES = 100  # a VPC holds a few hundred route tables at most
 VERIFY_WINDOW_S = 3.0  # how long a stale read (EC2 is eventually consistent) may persist
+VERIFY_RESERVE_S = 1.0  # of the deadline, kept from the writes' retries for the verify read
 
 
 @dataclass
@@ -262,11 +263,14 @@ def apply_claim(
     ec2: Any, results: List[TableResult], destination: str, eni: str, deadline: Deadline
 ) -> None:
     todo = [r for r in results if r.action in (REPLACED, CREATED)]
+    # retries stop short of the deadline: the verify read must still fit, to show a write
+    # whose answer never came
+    writes_by = deadline.sooner(min(VERIFY_RESERVE_S, deadline.seconds / 4))
 
     def one(result: TableResult) -> None:
         try:
             result.action = switch(
-                ec2, result.id, destination, eni, result.action == REPLACED, deadline
+                ec2, result.id, destination, eni, result.action == REPLACED, writes_by
             )
             result.after = eni
             result.state = "active"

@@ -1,0 +1,171 @@
+"""What a failed AWS or IMDS request means for us, and how we say it.
+
+One line each, in the reader's words: what failed, why, what to do. botocore's exception class
+names (EndpointConnectionError, its IMDS fetcher's private _RetriesExceededError, ...) are not
+words for a reader and never appear.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+)
+
+from .errors import AwsError
+
+TRANSIENT_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "EC2ThrottledException",
+        "PriorRequestNotComplete",
+        "BandwidthLimitExceeded",
+    }
+)
+CONNECTION_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+
+# What to do about a permanent error, by AWS error code.
+FIXES = {
+    "UnauthorizedOperation": "grant it to the instance role (docs/aws/iam-policy.json)",
+    "AccessDenied": "grant it to the instance role (docs/aws/iam-policy.json)",
+    "InvalidRouteTableID.NotFound": "the route table is gone; check --route-tables",
+    "AuthFailure": "check the instance role's credentials (IMDS) or AWS_* variables",
+    "UnrecognizedClientException": "check the instance role's credentials",
+    "InvalidNetworkInterfaceID.NotFound": "check --eni: no such network interface",
+}
+NO_CREDENTIALS_FIX = "attach an instance role (docs/aws/iam-policy.json) or set the AWS_* variables"
+
+
+class AttemptTimedOut(Exception):
+    """One attempt ran out of time (watchdog.bounded) before its answer was complete: its own
+    limit of SECONDS, or (BY_DEADLINE) what was left of the deadline."""
+
+    def __init__(self, seconds: float, by_deadline: bool = False) -> None:
+        text = "before the deadline" if by_deadline else f"within {seconds:.1f}s"
+        super().__init__(f"no complete answer {text}")
+        self.seconds = seconds
+        self.by_deadline = by_deadline
+
+
+class OutOfTime(Exception):
+    """`aws.retrying` stopped: the deadline left no time for another attempt (or, with
+    DEADLINE_REACHED false, the attempts allowed were used up). `last` is the last attempt's
+    failure (None: not even one was made)."""
+
+    def __init__(
+        self,
+        deadline_s: float,
+        attempts: int,
+        last: Optional[BaseException],
+        deadline_reached: bool = True,
+    ) -> None:
+        super().__init__(f"gave up after {attempts} attempt(s), deadline {deadline_s:g}s")
+        self.deadline_s = deadline_s
+        self.attempts = attempts
+        self.last = last
+        self.deadline_reached = deadline_reached
+
+
+def error_code(exc: BaseException) -> Optional[str]:
+    if isinstance(exc, OutOfTime):
+        return error_code(exc.last) if exc.last is not None else None
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "") or None
+    return None
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message") or exc)
+    return str(exc)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (AttemptTimedOut, *CONNECTION_ERRORS)):
+        return True
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return error_code(exc) in TRANSIENT_CODES or status >= 500
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """A transport failure in words (no class names): "could not connect to URL: connection
+    refused", "no answer from URL within the read timeout", ..."""
+    kwargs = getattr(exc, "kwargs", None) or {}
+    url = kwargs.get("endpoint_url") or kwargs.get("proxy_url") or "the endpoint"
+    if isinstance(exc, ProxyConnectionError):
+        return f"could not connect to the proxy {url}: {reason(kwargs.get('error'))}"
+    if isinstance(exc, ConnectTimeoutError):
+        return f"no connection to {url} within the connect timeout"
+    if isinstance(exc, EndpointConnectionError):
+        return f"could not connect to {url}: {reason(kwargs.get('error'))}"
+    if isinstance(exc, ReadTimeoutError):
+        return f"no answer from {url} within the read timeout"
+    if isinstance(exc, ConnectionClosedError):
+        return f"{url} closed the connection before a complete answer"
+    return str(exc) or type(exc).__name__
+
+
+def reason(error: object) -> str:
+    """The operating system's words for why a connection failed ("connection refused")."""
+    seen = error
+    while isinstance(seen, BaseException):
+        if isinstance(seen, OSError) and seen.strerror:
+            return str(seen.strerror).lower()
+        seen = seen.__cause__ or seen.__context__
+    text = str(error or "").rsplit("]", 1)[-1].strip()
+    return text.lower() or "no connection"
+
+
+def aws_error(exc: BaseException, action: str, resource: str) -> AwsError:
+    """A permanent or persistent failure as one line: code, what failed, why, what to do."""
+    if isinstance(exc, OutOfTime):
+        if exc.last is None:
+            return AwsError(
+                f"{action} on {resource} not sent: the {exc.deadline_s:g}s deadline had run out"
+            )
+        inner = aws_error(exc.last, action, resource)
+        if not exc.deadline_reached:
+            return AwsError(f"{inner} ({exc.attempts} attempts)", inner.code)
+        if exc.attempts >= 2:
+            retried = f"retried until the deadline, {exc.attempts} attempts"
+            return AwsError(f"{inner} ({retried})", inner.code)
+        if isinstance(exc.last, AttemptTimedOut) and exc.last.by_deadline:
+            return inner
+        return AwsError(f"{inner} (no time left to try again before the deadline)", inner.code)
+    if isinstance(exc, NoCredentialsError):
+        return AwsError(f"{action} on {resource}: no AWS credentials found; {NO_CREDENTIALS_FIX}")
+    code = error_code(exc)
+    if code is None:
+        return AwsError(f"{action} on {resource}: {describe(exc)}")
+    if code in ("UnauthorizedOperation", "AccessDenied"):
+        text = f"{code}: not allowed to {action} on {resource}"
+    elif is_transient(exc):
+        text = f"{code}: {action} on {resource}: {error_message(exc)}"
+    else:
+        text = f"{code}: {action} on {resource} refused: {error_message(exc)}"
+    fix = FIXES.get(code)
+    return AwsError(f"{text}; {fix}" if fix else text, code)
