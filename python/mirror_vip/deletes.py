@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 from typing import Any, List, Optional, Sequence
 
-from .aws import Deadline, aws_error, call, error_code, is_transient
+from .aws import Deadline, aws_error, call, error_code
 from .errors import AwsError
+from .failures import is_transient
 from .report import DELETED, ERROR, SKIPPED, UNCHANGED, TableResult
 from .routes import VERIFY_WINDOW_S, Table, in_parallel, read_tables
 from .settings import Settings
