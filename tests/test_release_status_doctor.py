@@ -218,3 +218,18 @@ def test_release_verifies_a_delete_whose_answer_says_it_is_still_there(
     assert w.target(w.main_table) == w.a.eni
     assert row.action == "error" and row.after == w.a.eni, row
     assert report.exit_code == 1 and report.outcome == "partial"  # the other tables had no route
+
+
+def test_doctor_names_a_probe_that_throttling_outlasted_in_aws_words(
+    member_a: World, aws: AwsLike
+) -> None:
+    """A DryRun probe throttled until the deadline says so with AWS's code, not with the class
+    name of our deadline's exception."""
+    aws.throttle["DeleteRoute"] = 10_000
+    report = api.doctor(chosen(deadline=2))
+    found = {c.name: c for c in report.checks}
+    assert found["permissions"].status == WARN, found["permissions"]
+    detail = found["permissions"].detail
+    assert "DeleteRoute on rtb-" in detail and "RequestLimitExceeded" in detail, detail
+    assert "retried until the deadline" in detail, detail
+    assert "OutOfTime" not in detail and "Error" not in detail.replace("LimitExceeded", ""), detail

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 import botocore
 
 from . import routes
-from .aws import MAX_PARALLEL_WRITES, Deadline, call, checked, error_code
+from .aws import MAX_PARALLEL_WRITES, Deadline, aws_error, call, checked, error_code
 from .errors import IdentityError, MirrorVipError
 from .report import FAIL, PASS, WARN, Check, Report
 from .settings import Settings
@@ -188,7 +188,7 @@ def _permissions(vip: str, layout: routes.Layout, ctx: Context) -> Check:
     """Probe each write on each table with DryRun=True: DryRunOperation means allowed."""
     probes: List[Tuple[str, str]] = [(a, t.id) for t in layout.tables for a in PROBES]
 
-    def probe(item: Tuple[str, str]) -> Tuple[str, str, Optional[str]]:
+    def probe(item: Tuple[str, str]) -> Tuple[str, str, Optional[str], str]:
         action, table = item
         params: dict[str, Any] = {
             "DryRun": True,
@@ -205,16 +205,16 @@ def _permissions(vip: str, layout: routes.Layout, ctx: Context) -> Check:
         try:
             call(method, ctx.deadline, **params)
         except Exception as exc:
-            return action, table, error_code(exc) or type(exc).__name__
-        return action, table, "no DryRunOperation answer"
+            return action, table, error_code(exc), str(aws_error(exc, action, table))
+        return action, table, None, f"{action} on {table}: no DryRunOperation answer"
 
     workers = max(1, min(len(probes), MAX_PARALLEL_WRITES))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         answers = list(pool.map(probe, probes))
-    denied = [f"{a} on {t}" for a, t, code in answers if code == "UnauthorizedOperation"]
+    denied = [f"{a} on {t}" for a, t, code, _ in answers if code == "UnauthorizedOperation"]
     odd = [
-        f"{a} on {t}: {code}"
-        for a, t, code in answers
+        text
+        for _, _, code, text in answers
         if code not in ("DryRunOperation", "UnauthorizedOperation")
     ]
     if denied:
