@@ -281,3 +281,13 @@ def test_an_unwritable_picture_path_is_one_line_not_a_traceback(tmp_path: Path) 
     assert drill.draw([ours()], str(path), out) is None
     (line,) = out.getvalue().splitlines()
     assert line.startswith(f"picture: not written to {path} (")
+
+
+def test_the_readme_shows_the_committed_picture_after_the_drill_text() -> None:
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The drill\n", 1)[1].split("\n## ", 1)[0]
+    assert section.index("side by side") < section.index("](docs/drill.png)")
+    assert "regenerated" in section or "redraws `docs/drill.png`" in section
+    with Image.open(root / "docs" / "drill.png") as image:
+        assert (image.format, image.size) == ("PNG", drill_plot.size_px(2))
