@@ -481,7 +481,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         reason = "--in-process given" if args.in_process else unavailable_reason()
         if reason:
             code = run_in_process(reason, opts)
-            print(f"picture: none in process (no client to draw; {args.picture} left as it was)")
+            from .drill_plot import shown  # matplotlib is not imported: none is drawn
+
+            where = shown(args.picture)
+            print(f"picture: none in process (no client to draw; {where} left as it was)")
             return code
         outcomes = run_netns(opts)
     finally:

@@ -352,10 +352,16 @@ def write(outcomes: Sequence[Outcome], titles: Dict[str, str], path: str) -> str
     return path
 
 
+def shown(path: str) -> str:
+    """PATH as the user would type it here: relative below the working directory."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def save(outcomes: Sequence[Outcome], titles: Dict[str, str], path: str, out: Any) -> Optional[str]:
     """write(), saying in one line on OUT where the picture went, or why there is none: the
     drill's exit code never depends on its picture."""
-    shown = path if os.path.relpath(path).startswith("..") else os.path.relpath(path)
+    where = shown(path)
     try:
         import matplotlib  # noqa: F401 - only to know it is there
     except ImportError:
@@ -367,7 +373,7 @@ def save(outcomes: Sequence[Outcome], titles: Dict[str, str], path: str, out: An
     try:
         write(outcomes, titles, path)
     except OSError as exc:
-        print(f"picture: not written to {shown} ({exc.strerror or exc})", file=out)
+        print(f"picture: not written to {where} ({exc.strerror or exc})", file=out)
         return None
-    print(f"picture: {shown} (this run's timeline; every run in namespaces redraws it)", file=out)
+    print(f"picture: {where} (this run's timeline; every run in namespaces redraws it)", file=out)
     return path
