@@ -13,6 +13,10 @@ loopback a call takes ~3 ms where EC2's API takes a few hundred; `--latency 0` t
 Without root or without `ip netns`, it says so in one line and runs the claim, status and release
 in process against the same fake AWS (no network, so no client: the no-route window is read from
 the fake AWS's call record).
+
+A run in namespaces also draws its timeline (sim.drill_plot) into docs/drill.png (`--picture`),
+from the same Outcome objects the text is printed from; the README shows that file. In process
+there is no client to draw, so no picture is written, and the drill says so in one line.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .client import Attempt, Watcher
@@ -37,6 +42,11 @@ TITLES = {
     OURS: "mirror-vip: bridge.claim on memberB (what NotifyBecomePrimary's JOB runs)",
     BASELINE: "baseline: the seed article's delete-then-create, on memberB",
 }
+PICTURE_TITLES = {
+    OURS: "mirror-vip (bridge.claim on memberB)",
+    BASELINE: "seed article (delete-then-create, table by table)",
+}
+PICTURE = Path(__file__).resolve().parent.parent / "docs" / "drill.png"
 CLAIM_TIMEOUT_S = 90.0
 IN_PROCESS = Layout(name="mvip-inprocess")  # moto's state is per process: a stack of its own
 ANSWER_TIMEOUT_S = 15.0
@@ -72,6 +82,11 @@ class Outcome:
     no_route: Dict[str, List[Tuple[float, Optional[float]]]] = field(default_factory=dict)
     client_table: str = ""
     final_routes: Dict[str, Optional[str]] = field(default_factory=dict)
+    # for the picture (sim.drill_plot): every attempt the client finished, each table's VIP
+    # route target before the failover, and the member behind each ENI
+    attempts: List[Attempt] = field(default_factory=list)
+    routes_before: Dict[str, Optional[str]] = field(default_factory=dict)
+    members: Dict[str, str] = field(default_factory=dict)
 
     @property
     def outage(self) -> Optional[float]:
@@ -195,6 +210,9 @@ def failover(fab: Fabric, algorithm: str, opts: Options) -> Outcome:
         no_route=aws.no_route_windows(world.destination, before, since=trigger),
         client_table=world.client_table,
         final_routes=aws.routes_to(world.destination, world.vpc_id),
+        attempts=[a for a in attempts if a.err != "stopped"],
+        routes_before=before,
+        members={m.eni: name for name, m in world.members.items()},
     )
 
 
@@ -321,6 +339,14 @@ def run_netns(opts: Options, out: Any = None) -> List[Outcome]:
         aws.stop()
 
 
+def draw(outcomes: Sequence[Outcome], path: str, out: Any = None) -> Optional[str]:
+    """The timeline picture at PATH (sim.drill_plot, imported only here: matplotlib is a dev
+    dependency, and the drill runs without it). One line says where, or why not."""
+    from . import drill_plot
+
+    return drill_plot.save(outcomes, PICTURE_TITLES, path, out or sys.stdout)
+
+
 # --- the fallback: in process, no namespaces -------------------------------------------------
 
 
@@ -434,6 +460,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--only", choices=(OURS, BASELINE), help="run one algorithm only")
     parser.add_argument("--cold", action="store_true", help="memberB has no route-table cache")
     parser.add_argument("--in-process", action="store_true", help="skip the namespaces")
+    parser.add_argument(
+        "--picture",
+        default=str(PICTURE),
+        metavar="PNG",
+        help="where the timeline picture goes (default: docs/drill.png, redrawn by every run "
+        "in namespaces; none in process)",
+    )
     args = parser.parse_args(argv)
     opts = Options(
         latency=args.latency,
@@ -447,10 +480,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         reason = "--in-process given" if args.in_process else unavailable_reason()
         if reason:
-            return run_in_process(reason, opts)
+            code = run_in_process(reason, opts)
+            from .drill_plot import shown  # matplotlib is not imported: none is drawn
+
+            where = shown(args.picture)
+            print(f"picture: none in process (no client to draw; {where} left as it was)")
+            return code
         outcomes = run_netns(opts)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    draw(outcomes, args.picture)
     ours = [o for o in outcomes if o.algorithm == OURS]
     return 0 if all(o.exit_code == 0 and o.first_b for o in ours) else 1
 

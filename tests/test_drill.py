@@ -9,14 +9,17 @@ OUTAGE_BOUND_S), so that it is not flaky.
 
 from __future__ import annotations
 
+import io
 import json
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
+from PIL import Image
 
-from sim import drill, netns
-from sim.drill import BASELINE, OURS, Options, failover
+from sim import drill, drill_plot, netns
+from sim.drill import BASELINE, OURS, PICTURE_TITLES, Options, Outcome, failover
 from sim.fabric import IMDS_IP, Fabric
 from sim.fakeaws import FakeAws
 from tests.sim_fixtures import (  # noqa: F401 - fixtures among them
@@ -27,6 +30,7 @@ from tests.sim_fixtures import (  # noqa: F401 - fixtures among them
     sim_fab,
     sim_fabric_module,
 )
+from tests.test_drill_plot import assert_drawn_from
 
 # The drill's outage with our claim, measured on this project's 2-core machine with the default
 # options (150 ms + 0-50 ms per EC2 call, warm cache), six runs: 448 to 618 ms, median 479 ms
@@ -127,9 +131,21 @@ def drill_fab(sim_fab: Fabric) -> Iterator[Fabric]:  # noqa: F811
     sim_fab.start_service("memberA")
 
 
+def assert_pictured(outcome: Outcome, tmp_path: Path) -> None:
+    """The drill's picture of this real failover: drawn from its Outcome (tests/test_drill_plot
+    checks the figure against it), and written where it is asked to go, as a 960 x 720 PNG."""
+    assert_drawn_from(drill_plot.figure([outcome], PICTURE_TITLES), [outcome])
+    out = io.StringIO()
+    path = tmp_path / "drill.png"
+    assert drill.draw([outcome], str(path), out) == str(path)
+    assert out.getvalue().startswith(f"picture: {path} ")
+    with Image.open(path) as image:
+        assert (image.format, image.size) == ("PNG", drill_plot.size_px(1))
+
+
 @netns_test
 def test_the_drill_with_our_claim_keeps_the_outage_short_and_the_route_present(
-    drill_fab: Fabric,
+    drill_fab: Fabric, tmp_path: Path
 ) -> None:
     fab, world = drill_fab, drill_fab.world
     outcome = failover(fab, OURS, Options())
@@ -141,10 +157,14 @@ def test_the_drill_with_our_claim_keeps_the_outage_short_and_the_route_present(
     assert [s.member for s in outcome.switches] == ["memberB"]
     assert outcome.writes == len(world.tables)
     assert_all_on(fab.aws, world, "memberB")
+    assert {a.who for a in outcome.attempts if a.ok} == {"memberA", "memberB"}
+    assert_pictured(outcome, tmp_path)
 
 
 @netns_test
-def test_the_drill_with_the_baseline_shows_a_no_route_window(drill_fab: Fabric) -> None:
+def test_the_drill_with_the_baseline_shows_a_no_route_window(
+    drill_fab: Fabric, tmp_path: Path
+) -> None:
     fab, world = drill_fab, drill_fab.world
     outcome = failover(fab, BASELINE, Options(latency=0.05, jitter=0.0))
     assert outcome.exit_code == 0, outcome.report
@@ -155,20 +175,27 @@ def test_the_drill_with_the_baseline_shows_a_no_route_window(drill_fab: Fabric) 
     blackhole = outcome.switches[0].at
     assert outcome.first_b.start >= blackhole, "answered while the route was missing"
     assert_all_on(fab.aws, world, "memberB")
+    assert outcome.routes_before[world.client_table] == world.members["memberA"].eni
+    assert_pictured(outcome, tmp_path)
 
 
 def test_without_namespaces_the_drill_runs_in_process_and_says_so(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setattr(drill, "unavailable_reason", lambda: "not root (namespaces need root)")
     started = time.monotonic()
-    assert drill.main(["--latency", "0", "--jitter", "0"]) == 0
+    picture = tmp_path / "drill.png"
+    assert drill.main(["--latency", "0", "--jitter", "0", "--picture", str(picture)]) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
     assert lines[0].startswith("note: not root (namespaces need root): running in process")
     assert sum(1 for line in lines if line.startswith("note:")) == 1
     assert "claim   on memberB: claim of VIP" in text and "changed 3 of 3" in text
     assert "release on memberB" in text and "no-route window per table" in text
+    assert [line for line in lines if line.startswith("picture:")] == [
+        f"picture: none in process (no client to draw; {picture} left as it was)"
+    ]
+    assert not picture.exists()
     assert time.monotonic() - started < 60
 
 
