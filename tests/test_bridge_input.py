@@ -36,6 +36,7 @@ ANSWERS: Dict[str, Tuple[Any, ...]] = {
     "routine_install": ("ZMIRROR", "[]", "USER", ""),
     "routine_remove": ("ZMIRROR", "[]", ""),
     "routine_inspect": ("ZMIRROR", "[]", "USER", ""),
+    "observe": (REPORT,),
 }
 TEXTS: Dict[str, Tuple[Any, ...]] = {"render": (REPORT,), "summarize": (REPORT,)}
 
@@ -177,6 +178,32 @@ def test_iris_facts_are_not_called_settings(aws: AwsLike) -> None:
     report = json.loads(bridge.claim(SETTINGS, '{"role": ["primary"]}'))
     assert report["exit_code"] == 2 and "role" in report["errors"][0]
     assert aws.calls == []
+
+
+# claim's 6th argument, notified_at: epoch seconds as IRIS writes them (text or a number), or ""
+NOT_A_MOMENT: List[Any] = [
+    *[h for h in NOT_TEXT if not isinstance(h, (int, float)) or isinstance(h, bool)],
+    *TEXT,
+    *["x", "1e9", "-1", "0", "NaN", "inf", " 1733100000", "1733100000.", "1" * 40, "12,5"],
+    *[float("nan"), float("inf"), -1.0, 0, 10**40],
+]
+
+
+@pytest.mark.parametrize("hostile", NOT_A_MOMENT, ids=ident)
+def test_a_claim_refuses_a_hook_time_that_is_no_moment(aws: AwsLike, hostile: Any) -> None:
+    report = strict(bridge.claim(SETTINGS, IRIS, 0, 0, 1, hostile))
+    assert report["ok"] is False and report["exit_code"] == 2, report["errors"]
+    assert len(report["errors"]) == 1 and report["errors"][0].startswith("invalid notified_at")
+    one_line(report["errors"][0])
+    assert aws.calls == []
+
+
+@pytest.mark.parametrize("moment", ["", "1733100000", "1733100000.123456", 1733100000, 1.7e9])
+def test_a_claim_takes_a_hook_time_as_iris_passes_it(moment: Any) -> None:
+    """Refused settings (exit 2) stop the claim after the hook time was taken: none of these
+    is what is refused."""
+    report = strict(bridge.claim('{"vip": "10.0.0.0/8"}', IRIS, 0, 0, 1, moment))
+    assert report["exit_code"] == 2 and "notified_at" not in report["errors"][0]
 
 
 @pytest.mark.parametrize("flag", [None, 2, "yes", [], object()])

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import cache, deletes, fastpath, host, imds, routes
+from . import cache, deletes, fastpath, host, imds, routes, switchtime
 from .aws import (
     MAX_PARALLEL_WRITES,
     Deadline,
@@ -54,17 +54,24 @@ def claim(
     force: bool = False,
     use_cache: bool = False,
     iris: Optional[Dict[str, Any]] = None,
+    notified_at: Optional[float] = None,
 ) -> Report:
     """Point the VIP's route in every selected table at this instance's ENI.
 
     With use_cache (a failover) and a usable remembered table list (cache.py), the writes go
     out at once and the describe runs beside them: one round trip (fastpath.py). Otherwise:
     describe, then writes: two. Either way a verify read follows, and the list is saved.
+    notified_at: when IRIS called the hook (epoch seconds): the report then says how long after
+    it the routes were switched and verified (switchtime.py).
     """
+    clock = switchtime.Clock(notified_at)
     with _reporting("claim", chosen, iris, dry_run) as report:
+        report.notified_at = notified_at
+        _warn(report, clock.problem)
         if not force:
             _refuse_unless_primary(iris)
         ctx = _context(chosen, report)
+        answers = switchtime.WriteAnswers(ctx.ec2)
         if report.vip_on_interface is False:
             report.warnings.append(
                 f"VIP {ctx.settings.vip} is not on {ctx.settings.vip_label}: traffic routed "
@@ -95,13 +102,14 @@ def claim(
         if dry_run:
             routes.as_dry_run(report.route_tables)
             return report
+        selected = [r for r in report.route_tables if r.id not in unselected]
         unverified = routes.verify_claim(
-            ctx.ec2,
-            ctx.settings,
-            ctx.identity.vpc_id,
-            [r for r in report.route_tables if r.id not in unselected],
-            ctx.identity.eni,
-            ctx.deadline,
+            ctx.ec2, ctx.settings, ctx.identity.vpc_id, selected, ctx.identity.eni, ctx.deadline
+        )
+        report.verified = unverified is None
+        answers.close()
+        report.switched_after_s = switchtime.switched_after(
+            clock, selected, answers.answered, time.monotonic() if unverified is None else None
         )
         if unverified:
             report.fail(unverified)

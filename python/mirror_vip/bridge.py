@@ -13,9 +13,11 @@ arrive from ObjectScript as 0/1.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import routines, settings
+from . import metrics, routines, settings
 from .errors import EXIT_INCOMPLETE, ConfigError, MirrorVipError, shown
 from .jsoninput import IRIS_STRING_CHARS, SETTINGS_BYTES, loads
 from .report import Report, render_text, summary
@@ -26,6 +28,8 @@ IRIS_FACTS_EXPECTED = (
 REPORT_EXPECTED = "the JSON report of a claim, release, status or doctor"
 MAX_NAME_CHARS = 255  # a setting key, hook, namespace or routine name (routines: at most 255)
 MAX_ANSWER_CHARS = 500  # an unforeseen error's text, cut to one line of this length
+_NO_MOMENT = object()
+_DECIMAL = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")  # epoch seconds, as IRIS writes them
 
 
 def claim(
@@ -34,15 +38,18 @@ def claim(
     dry_run: bool = False,
     force: bool = False,
     use_cache: bool = False,
+    notified_at: Any = "",
 ) -> str:
     """Point the VIP's route at this member.
 
     NotifyBecomePrimary runs it (in a JOB) with use_cache: the route tables listed in the
     settings' cache_file are written at once. The reconcile task runs it without: describe
-    first, write only what is wrong, refresh the cache.
+    first, write only what is wrong, refresh the cache. notified_at: when IRIS called the hook,
+    in epoch seconds ($ZTIMESTAMP converted, as text or a number), "" for none: the report
+    then carries the seconds from then to the last verified switch (switchtime.py).
     """
     flags = {"dry_run": bool(dry_run), "force": bool(force), "use_cache": bool(use_cache)}
-    return _run("claim", settings_json, iris_json, **flags)
+    return _run("claim", settings_json, iris_json, moment=notified_at, **flags)
 
 
 def refresh(settings_json: str, iris_json: str = "{}") -> str:
@@ -99,11 +106,16 @@ def validate_settings(settings_json: str) -> str:
     return _answer(lambda: {"settings": settings.from_json(settings_json).to_dict()})
 
 
-def _run(command: str, settings_json: str, iris_json: str, **options: Any) -> str:
+def _run(
+    command: str, settings_json: str, iris_json: str, moment: Any = _NO_MOMENT, **options: Any
+) -> str:
+    """MOMENT: a claim's notified_at as IRIS passed it (_NO_MOMENT: the command takes none)."""
     report = Report(command=command, dry_run=bool(options.get("dry_run")))
     try:
         iris = _iris_facts(iris_json)
         report.iris = iris
+        if moment is not _NO_MOMENT:
+            options["notified_at"] = _epoch_seconds("notified_at", moment)
         chosen = settings.from_json(settings_json)
         from . import api, environment  # botocore loads here: validation works without it
 
@@ -134,6 +146,14 @@ def _iris_facts(iris_json: Any) -> Dict[str, Any]:
                 f"or null; expected {IRIS_FACTS_EXPECTED}"
             )
     return facts
+
+
+def observe(report_json: str) -> str:
+    """What MirrorVip.Metrics shows of a report, for IRIS to store (metrics.observe):
+    {"ok": true, "routes": {"rtb-...": 1 or 0, ...}, "vip_on_interface": 1, 0 or null,
+    "changed": n} or {"ok": false, "error": "..."}. The SAM endpoint reads what was stored and
+    never calls Python."""
+    return _answer(lambda: metrics.observe(_report(report_json)))
 
 
 # --- routines: the ZMIRROR / %ZSTART block (text logic in mirror_vip.routines) ----------------
@@ -218,6 +238,24 @@ def _name(what: str, value: Any) -> str:
             f"{MAX_NAME_CHARS} characters"
         )
     return value
+
+
+def _epoch_seconds(what: str, value: Any) -> Optional[float]:
+    """A moment from IRIS in epoch seconds: a number, or its text (plain decimal, as IRIS
+    writes one); "" for none. Anything else is refused: it would be a bug in the caller."""
+    if value == "":
+        return None
+    seconds: Optional[float] = None
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        seconds = float(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value) if abs(value) < 1e12 else None
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(
+            f"invalid {what} {shown(value)}: expected epoch seconds such as 1733100000.123 "
+            '(IRIS: $ZTIMESTAMP converted), or "" for none'
+        )
+    return seconds
 
 
 def _report(report_json: Any) -> Report:

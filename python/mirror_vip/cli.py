@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any, Dict, Optional, Sequence
 
-from . import __version__, api, environment, settings
+from . import __version__, api, environment, openmetrics, settings
 from .errors import EXIT_INVALID, MirrorVipError
 from .report import Report, render_text
 
@@ -93,7 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
         "a table gone or new falls back to the describe",
     )
     parser.add_argument("--config", metavar="FILE", help="a JSON file of settings")
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    output.add_argument(
+        "--openmetrics",
+        action="store_true",
+        help="status: print OpenMetrics text (mirrorvip_vip_routed_here{id=TABLE} and the time "
+        "of the read; the names IRIS's /api/monitor/metrics uses) for node_exporter's textfile "
+        "collector: a status that cannot read the tables leaves those series out; the exit "
+        "code is the status's",
+    )
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -114,8 +123,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, --version, or a usage error already printed
         return int(stop.code or 0)
+    if args.openmetrics and args.command != "status":
+        print(
+            f"mirror-vip: --openmetrics is for status, not {args.command} (see --help)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
     report = run(args)
-    if args.json:
+    if args.openmetrics:
+        print(openmetrics.render(report), end="")
+        for error in report.errors:  # stdout is the exposition: the reasons go to stderr
+            print(f"mirror-vip: {error}", file=sys.stderr)
+    elif args.json:
         print(report.to_json(indent=2))
     elif report.exit_code == EXIT_INVALID and report.errors:
         print(f"mirror-vip: {report.errors[0]}", file=sys.stderr)  # one line, nothing changed

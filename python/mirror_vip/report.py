@@ -66,6 +66,15 @@ class Report:
     exit_code: int = EXIT_OK
     elapsed_s: float = 0.0
     iris: Dict[str, Any] = field(default_factory=dict)
+    # A claim's verify read: True when it answered (every table it read is as reported), False
+    # when it failed (the written tables' `after` is the writes' answer, unread); None when no
+    # verify ran (other commands, a dry run, a claim stopped before its writes).
+    verified: Optional[bool] = None
+    # The failover's figure (switchtime.py): when IRIS called the hook (epoch seconds, as the
+    # hook passed it), and the seconds from then to the last verified switch; None when not
+    # every table was verified, nothing was switched, or no hook time was given.
+    notified_at: Optional[float] = None
+    switched_after_s: Optional[float] = None
 
     def fail(self, message: str, exit_code: int = EXIT_INCOMPLETE) -> None:
         self.errors.append(message)
@@ -191,6 +200,8 @@ def render_text(report: Report) -> str:
     for name, value in facts:
         if value:
             lines.append(f"  {name:<10}{value}")
+    if report.notified_at is not None:
+        lines.append(f"  {'failover':<10}{_failover_fact(report)}")
     if report.route_tables:
         width = max(len(t.id) for t in report.route_tables)
         lines.append("  route tables")
@@ -217,6 +228,20 @@ def _vip_fact(report: Report) -> Optional[str]:
     elif report.vip_on_interface is False:
         where = f" (not on {report.label or report.interface})"
     return f"{report.vip}{where}"
+
+
+def _failover_fact(report: Report) -> str:
+    """The failover's figure, or why there is none (a claim started by IRIS's hook)."""
+    if report.switched_after_s is not None:
+        took = f"{report.switched_after_s:.2f}s"
+        return f"routes switched and verified {took} after IRIS called the hook"
+    if report.dry_run:
+        why = "a dry run switches nothing"
+    elif not any(t.action in CHANGES for t in report.route_tables) and report.ok:
+        why = "nothing to switch: the routes already pointed here"
+    else:
+        why = "not every route table was switched and verified"
+    return f"no switch time: {why}"
 
 
 def _eni_fact(report: Report) -> Optional[str]:
@@ -270,6 +295,8 @@ def summary(report: Report) -> str:
         line += f"; FAILED on {', '.join(failed)}"
     elif report.errors:
         line += f"; not done: {report.errors[0]}"
+    elif report.switched_after_s is not None:
+        line += f"; switched and verified {report.switched_after_s:.2f}s after the hook"
     return line
 
 
