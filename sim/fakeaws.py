@@ -1,8 +1,9 @@
 """Fake AWS: moto's server behind a fidelity-and-fault proxy of ours, served over HTTPS.
 
-    client (boto3, the product) --HTTPS--> proxy (this module) --HTTP--> moto server (loopback)
+    client (boto3, the product) --HTTPS--> proxy --HTTP--> moto server (loopback)
 
-The proxy
+This module is the test's handle (life cycle, faults, hooks, the record, inspection); how the
+proxy answers is sim/answering.py, its HTTP(S) front sim/proxy.py. The proxy
 - serves TLS 1.3 (Python's defaults: session tickets after the handshake) or TLS 1.2, with a
   certificate from this process's test CA (sim/tls.py); a client trusts it through
   AWS_CA_BUNDLE, as a user behind a corporate CA does: `env()` is what a product process needs;
@@ -38,31 +39,25 @@ from __future__ import annotations
 import http.client
 import logging
 import random
-import re
 import socket
 import threading
-import time
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
-from urllib.parse import parse_qs
 
-from . import fidelity, proxy, tls
-from .faults import DRIBBLES, Fault, Refusal, throttled, unauthorized
+from . import fidelity, proxy, record, tls
+from .answering import (
+    MOTO_TIMEOUT_S,
+    Answering,
+    CallHook,
+    Interceptor,
+    WriteHook,
+)
+from .faults import Fault, Refusal
 from .record import ROUTE_WRITES, TARGET_KEYS, Call, CallSummary, Connection
 
 __all__ = ["ROUTE_WRITES", "Call", "CallSummary", "Connection", "FakeAws", "Fault", "Refusal"]
 
-ACCOUNT_ID = "123456789012"
-MOTO_TIMEOUT_S = 30.0
 POLL_S = 0.05  # how soon stop() is noticed
-MAX_HOLD_S = 120.0  # no fault holds a response longer than this, whatever it asks for
 TLS_VERSIONS = ("1.2", "1.3")
-
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/")
-_ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
-
-WriteHook = Callable[[Call], None]
-CallHook = Callable[[Call], None]
-Interceptor = Callable[[Call], Optional[Refusal]]
 
 
 class _Default:
@@ -72,7 +67,7 @@ class _Default:
 _DEFAULT = _Default()
 
 
-class FakeAws:
+class FakeAws(Answering):
     """moto server + our proxy. `start()` returns self; `stop()` is safe to call twice.
 
     TLS_VERSION: "1.3" (default) or "1.2"; None serves plain HTTP."""
@@ -318,36 +313,14 @@ class FakeAws:
     ) -> List[Tuple[float, Optional[str]]]:
         """(time applied, target or None for deleted) for each write that landed on TABLE's route
         to DESTINATION, in the order moto applied them."""
-        landed = [
-            c
-            for c in self.writes(since)
-            if c.landed and c.table == table and c.destination == destination
-        ]
-        landed.sort(key=lambda c: c.applied or 0.0)
-        return [(c.applied or 0.0, None if c.action == "DeleteRoute" else c.target) for c in landed]
+        return record.route_history(self.writes(since), table, destination)
 
     def no_route_windows(
         self, destination: str, before: Dict[str, Optional[str]], since: float = 0.0
     ) -> Dict[str, List[Tuple[float, Optional[float]]]]:
         """For each table that had a route to DESTINATION (per BEFORE: table -> target), the
-        intervals (from, to) during which the route was absent; `to` is None when it never came
-        back. Reconstructed from the record, so it sees a window however short it was."""
-        windows: Dict[str, List[Tuple[float, Optional[float]]]] = {}
-        for table, target in before.items():
-            if target is None:
-                continue
-            gone_since: Optional[float] = None
-            spans: List[Tuple[float, Optional[float]]] = []
-            for at, new_target in self.route_history(table, destination, since):
-                if new_target is None and gone_since is None:
-                    gone_since = at
-                elif new_target is not None and gone_since is not None:
-                    spans.append((gone_since, at))
-                    gone_since = None
-            if gone_since is not None:
-                spans.append((gone_since, None))
-            windows[table] = spans
-        return windows
+        intervals (from, to) during which the route was absent (record.no_route_windows)."""
+        return record.no_route_windows(self.writes(since), destination, before)
 
     # --- inspection, straight from moto --------------------------------------------------------
 
@@ -378,208 +351,6 @@ class FakeAws:
         found = self.ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"]
         return _route_target(found[0], destination) if found else None
 
-    # --- the proxy's work (called by its handler) -----------------------------------------------
-
-    def accept(self, handler: proxy.ProxyHandler, raw: socket.socket) -> Any:
-        """A new connection: record it, hold it for the modelled round trips, run TLS; return
-        what the handler reads and writes (the TLS stream, or RAW for plain HTTP)."""
-        conn = Connection(
-            seq=0,
-            opened=time.monotonic(),
-            peer=handler.client_address[0] if handler.client_address else None,
-        )
-        with self._lock:
-            self._accepted += 1
-            conn.seq = self._accepted
-            self._connections.append(conn)
-        handler.connection_seq, handler.connection_record = conn.seq, conn
-        round_trip = min(self.round_trip_s, MAX_HOLD_S)
-
-        def hold() -> bool:
-            return round_trip <= 0 or not self._stopping.wait(round_trip)
-
-        if not hold():  # TCP's round trip: the client's first bytes arrive one round trip late
-            raise ConnectionAbortedError("the fake AWS is stopping")
-        context = handler.server.tls
-        if context is None:
-            conn.ready = time.monotonic()
-            return raw
-        try:
-            stream, seen = tls.accept(raw, context, hold)
-        except OSError as exc:
-            conn.error = str(exc) or type(exc).__name__
-            raise
-        conn.tls, conn.handshakes = seen.version, 1
-        conn.resumed, conn.flights_held = seen.resumed, seen.flights_held
-        conn.ready = time.monotonic()
-        return stream
-
-    def _record(self, call: Call, conn: Optional[Connection]) -> None:
-        with self._lock:
-            call.seq = len(self._calls) + 1
-            self._calls.append(call)
-            if conn is not None:
-                conn.requests += 1
-
-    def _pick_faults(self, call: Call) -> Tuple[float, Optional[Fault]]:
-        """(latency to add, the one failure fault to apply or None)."""
-        delay = 0.0
-        failure: Optional[Fault] = None
-        with self._lock:
-            for fault in self._faults:
-                if fault.exhausted() or not fault.matches(call):
-                    continue
-                if fault.kind != "latency" and failure is not None:
-                    continue
-                fault.matched += 1
-                if fault.matched <= fault.skip:
-                    continue
-                if fault.probability < 1.0 and self._rng.random() >= fault.probability:
-                    continue
-                fault.fired += 1
-                if fault.kind == "latency":
-                    delay += fault.seconds + (
-                        self._rng.uniform(0, fault.jitter) if fault.jitter else 0
-                    )
-                else:
-                    failure = fault
-        return delay, failure
-
-    def _table_lock(self, table: Optional[str]) -> Optional[threading.Lock]:
-        if table is None:
-            return None
-        with self._lock:
-            return self._table_locks.setdefault(table, threading.Lock())
-
-    def _hold(self, seconds: float) -> bool:
-        """Wait SECONDS (at most MAX_HOLD_S); False when clear_faults or stop ended it early."""
-        with self._lock:
-            release = self._release
-        return not release.wait(min(max(seconds, 0.0), MAX_HOLD_S))
-
-    def _forward(
-        self, method: str, path: str, headers: Dict[str, str], body: bytes
-    ) -> Tuple[int, List[Tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection(*self._moto_addr, timeout=MOTO_TIMEOUT_S)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            return resp.status, resp.getheaders(), resp.read()
-        finally:
-            conn.close()
-
-    def handle(self, handler: proxy.ProxyHandler, method: str, body: bytes) -> None:
-        """Answer one request: interceptors, faults, fidelity fixes, forwarding, hooks, record."""
-        params = _form(body)
-        action = params.get("Action") or handler.headers.get("X-Amz-Target", "?").split(".")[-1]
-        caller, region = _signer(handler.headers.get("Authorization", ""))
-        call = Call(
-            seq=0,
-            action=action,
-            params=params,
-            start=time.monotonic(),
-            caller=caller,
-            region=region,
-            peer=handler.client_address[0] if handler.client_address else None,
-            connection=handler.connection_seq,
-        )
-        self._record(call, handler.connection_record)
-        try:
-            self._answer(handler, call, method, body)
-        finally:
-            if not call.end:  # no answer sent (dropped, released): the end is now
-                call.end = time.monotonic()
-
-    def _answer(self, handler: proxy.ProxyHandler, call: Call, method: str, body: bytes) -> None:
-        for interceptor in list(self._interceptors):
-            refusal = interceptor(call)
-            if refusal is not None:
-                return proxy.send_refusal(handler, call, refusal)
-        delay, fault = self._pick_faults(call)
-        if delay:
-            call.fault = "latency"
-            if not self._hold(delay):
-                handler.close_connection = True  # released: never forwarded
-                return None
-        kind = fault.kind if fault else None
-        if fault:
-            call.fault = kind
-        if kind == "deny":
-            return proxy.send_refusal(handler, call, unauthorized(_denied(self, call)))
-        if call.dry_run:
-            refusal = Refusal(
-                412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."
-            )
-            return proxy.send_refusal(handler, call, refusal)
-        if kind == "throttle":
-            return proxy.send_refusal(handler, call, throttled())
-        if kind == "error500":
-            refusal = Refusal(500, "InternalError", "An internal error has occurred.")
-            return proxy.send_refusal(handler, call, refusal)
-        if kind == "hang":
-            self._hold(fault.seconds if fault else 0.0)
-        if kind in ("drop", "hang"):
-            handler.close_connection = True
-            return None
-        answer = self._forward_call(handler, call, method, body)
-        if isinstance(answer, Refusal):
-            return proxy.send_refusal(handler, call, answer)
-        if kind == "drop_after":
-            handler.close_connection = True
-            return None
-        if kind == "slow":
-            self._hold(fault.seconds if fault else 0.0)
-        if fault and kind in DRIBBLES:
-            with self._lock:
-                release = self._release
-            return proxy.dribble(
-                handler, call, answer, fault.seconds, kind == "dribble_head", release, MAX_HOLD_S
-            )
-        return proxy.send(handler, call, *answer)
-
-    def _forward_call(
-        self, handler: proxy.ProxyHandler, call: Call, method: str, body: bytes
-    ) -> Any:
-        """Moto's answer (status, headers, body), made faithful; or the Refusal AWS would give.
-        A route write holds its table's lock from the check to the write hooks."""
-        authorization = handler.headers.get("Authorization", "")
-        lock = self._table_lock(call.table) if call.is_write else None
-        if lock is None:
-            answer = self._to_moto(handler, call, method, body)
-        else:
-            with lock:
-                if call.action == "CreateRoute" and call.table and call.destination:
-                    assert self._moto_api is not None
-                    if fidelity.route_exists(
-                        self._moto_api, call.table, call.destination, authorization
-                    ):
-                        return Refusal(
-                            400,
-                            "RouteAlreadyExists",
-                            f"The route identified by {call.destination} already exists.",
-                        )
-                answer = self._to_moto(handler, call, method, body)
-                if call.landed:
-                    for hook in list(self._write_hooks):
-                        hook(call)
-        status, headers, payload = answer
-        if call.action == "DescribeRouteTables" and status == 200 and self._moto_api is not None:
-            payload = fidelity.mark_blackholes(self._moto_api, payload, authorization)
-        return status, headers, payload
-
-    def _to_moto(
-        self, handler: proxy.ProxyHandler, call: Call, method: str, body: bytes
-    ) -> Tuple[int, List[Tuple[str, str]], bytes]:
-        for hook in list(self._before_hooks):
-            hook(call)
-        headers = {k: v for k, v in handler.headers.items() if k.lower() != "connection"}
-        status, resp_headers, payload = self._forward(method, handler.path, headers, body)
-        call.applied = time.monotonic()
-        if status != 200:
-            found = _ERROR_CODE.search(payload)
-            call.code = found.group(1).decode() if found else f"HTTP{status}"
-        return status, resp_headers, payload
-
 
 def _route_target(table: Dict[str, Any], destination: str) -> Optional[str]:
     for route in table.get("Routes", []):
@@ -589,27 +360,3 @@ def _route_target(table: Dict[str, Any], destination: str) -> Optional[str]:
                     return str(route[key])
             return "?"
     return None
-
-
-def _form(body: bytes) -> Dict[str, str]:
-    try:
-        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
-        return {}
-    return {k: v[0] for k, v in parsed.items()}
-
-
-def _signer(authorization: str) -> Tuple[Optional[str], Optional[str]]:
-    """(access key id, region) from a SigV4 Authorization header."""
-    found = _CREDENTIAL.search(authorization)
-    return (found.group(1), found.group(2)) if found else (None, None)
-
-
-def _denied(fake: FakeAws, call: Call) -> str:
-    resource = f"arn:aws:ec2:{fake.region}:{ACCOUNT_ID}:route-table/{call.table or '*'}"
-    return (
-        "You are not authorized to perform this operation. "
-        f"User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/mirror-vip/{call.caller or '?'} "
-        f"is not authorized to perform: ec2:{call.action} on resource: {resource} "
-        "because no identity-based policy allows the action."
-    )

@@ -3,8 +3,9 @@ instead of forwarding (`Refusal`)."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional, Tuple
 
 from .record import Call
 
@@ -85,3 +86,26 @@ def throttled() -> Refusal:
 
 def unauthorized(message: str = "You are not authorized to perform this operation.") -> Refusal:
     return Refusal(403, "UnauthorizedOperation", message)
+
+
+def pick(faults: List[Fault], call: Call, rng: random.Random) -> Tuple[float, Optional[Fault]]:
+    """For CALL: (the latency to add, the one failure fault to apply or None), counting each
+    fault's matches and firings (the caller holds the lock over FAULTS)."""
+    delay = 0.0
+    failure: Optional[Fault] = None
+    for fault in faults:
+        if fault.exhausted() or not fault.matches(call):
+            continue
+        if fault.kind != "latency" and failure is not None:
+            continue
+        fault.matched += 1
+        if fault.matched <= fault.skip:
+            continue
+        if fault.probability < 1.0 and rng.random() >= fault.probability:
+            continue
+        fault.fired += 1
+        if fault.kind == "latency":
+            delay += fault.seconds + (rng.uniform(0, fault.jitter) if fault.jitter else 0)
+        else:
+            failure = fault
+    return delay, failure

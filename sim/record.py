@@ -6,7 +6,7 @@ with times taken elsewhere."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 ROUTE_WRITES = ("CreateRoute", "ReplaceRoute", "DeleteRoute")
 TARGET_KEYS = ("NetworkInterfaceId", "InstanceId", "GatewayId", "TransitGatewayId")
@@ -105,3 +105,37 @@ class CallSummary:
             summary.writes += 1 if call.is_write else 0
             summary.by_action[call.action] = summary.by_action.get(call.action, 0) + 1
         return summary
+
+
+def route_history(
+    writes: Iterable[Call], table: str, destination: str
+) -> List[Tuple[float, Optional[str]]]:
+    """(time applied, target or None for deleted) for each of WRITES that landed on TABLE's
+    route to DESTINATION, in the order moto applied them."""
+    landed = [c for c in writes if c.landed and c.table == table and c.destination == destination]
+    landed.sort(key=lambda c: c.applied or 0.0)
+    return [(c.applied or 0.0, None if c.action == "DeleteRoute" else c.target) for c in landed]
+
+
+def no_route_windows(
+    writes: List[Call], destination: str, before: Dict[str, Optional[str]]
+) -> Dict[str, List[Tuple[float, Optional[float]]]]:
+    """For each table that had a route to DESTINATION (per BEFORE: table -> target), the
+    intervals (from, to) during which the route was absent; `to` is None when it never came
+    back. Reconstructed from WRITES, so it sees a window however short it was."""
+    windows: Dict[str, List[Tuple[float, Optional[float]]]] = {}
+    for table, target in before.items():
+        if target is None:
+            continue
+        gone_since: Optional[float] = None
+        spans: List[Tuple[float, Optional[float]]] = []
+        for at, new_target in route_history(writes, table, destination):
+            if new_target is None and gone_since is None:
+                gone_since = at
+            elif new_target is not None and gone_since is not None:
+                spans.append((gone_since, at))
+                gone_since = None
+        if gone_since is not None:
+            spans.append((gone_since, None))
+        windows[table] = spans
+    return windows
