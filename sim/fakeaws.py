@@ -109,9 +109,12 @@ class FakeAws(Answering):
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        # moto before 5.0.? cannot say which port it bound (no get_host_and_port): choose one
+        bound = hasattr(ThreadedMotoServer, "get_host_and_port")
+        wanted = 0 if bound else _free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=wanted, verbose=False)
         self._moto.start()
-        moto_host, moto_port = self._moto.get_host_and_port()
+        moto_host, moto_port = self._moto.get_host_and_port() if bound else ("127.0.0.1", wanted)
         self.moto_endpoint = f"http://{moto_host}:{moto_port}"
         self._moto_addr = (moto_host, int(moto_port))
         self._moto_api = fidelity.MotoApi(moto_host, int(moto_port))
@@ -360,3 +363,10 @@ def _route_target(table: Dict[str, Any], destination: str) -> Optional[str]:
                     return str(route[key])
             return "?"
     return None
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on now (the kernel's choice)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -10,17 +10,20 @@ connections were opened, how many handshakes each made, which requests each carr
 from __future__ import annotations
 
 import logging
+import select
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import boto3
 import pytest
 
-from mirror_vip import watchdog
+from mirror_vip import pooled, watchdog
 from mirror_vip.aws import botocore_session, client_config, ec2_client, open_connections
+from sim import tls
 from sim.fabric import wait_for
 from sim.fakeaws import Call, FakeAws, Fault
 
@@ -134,6 +137,7 @@ def test_a_request_on_an_opened_connection_is_still_bounded_by_the_watchdog(
     ec2 = product_client(monkeypatch, fake, endpoints["1.3"])
     since = time.monotonic()
     assert open_connections(ec2, 1) == 1
+    assert wait_for(lambda: sum(c.ready > 0 for c in fake.connections(since)) == 1, 10.0)
     fake.add_fault(Fault("hang", action="DescribeVpcs", seconds=30.0))
     try:
         started = time.monotonic()
@@ -144,9 +148,61 @@ def test_a_request_on_an_opened_connection_is_still_bounded_by_the_watchdog(
         fake.clear_faults()
     assert attempt.expired
     assert took < client_config(30).read_timeout / 2, f"not cut by the watchdog: {took:.1f} s"
-    (conn,) = fake.connections(since)
-    (call,) = fake.calls("DescribeVpcs", since)
-    assert call.connection == conn.seq
+    opened = fake.connections(since)
+    calls = fake.calls(since=since)
+    assert len(opened) == 1 and [c.connection for c in calls] == [opened[0].seq], (opened, calls)
+
+
+class Idle:
+    """A pooled connection as pooled.drain sees it: its socket, and close()."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.sock: Optional[ssl.SSLSocket] = sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+
+
+@pytest.mark.parametrize(
+    ("server_then", "usable"),
+    [("waits", True), ("closes", False), ("speaks", False)],
+)
+def test_drain_keeps_a_connection_with_tickets_waiting_and_drops_one_the_server_left(
+    server_then: str, usable: bool
+) -> None:
+    """TLS 1.3, Python's defaults: the server's session tickets follow the handshake."""
+    client_end, server_end = socket.socketpair()
+    server_context = tls.authority().server_context("1.3")
+    done, said = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        with server_context.wrap_socket(server_end, server_side=True) as server:
+            if server_then == "speaks":
+                server.sendall(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            said.set()  # whatever it sends is in the client's socket buffer (a socketpair)
+            if server_then != "closes":
+                done.wait(10.0)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    context = ssl.create_default_context(cafile=tls.authority().ca_file)
+    conn = Idle(context.wrap_socket(client_end, server_hostname="127.0.0.1"))
+    try:
+        assert conn.sock is not None
+        assert said.wait(10.0) and select.select([conn.sock], [], [], 0)[0]
+        if server_then == "closes":
+            thread.join(10.0)
+        assert pooled.drain(conn) is usable
+        if usable:
+            assert conn.sock is not None and not select.select([conn.sock], [], [], 0)[0]
+        else:
+            assert conn.sock is None  # closed: urllib3 then opens a new one
+    finally:
+        done.set()
+        conn.close()
+        thread.join(10.0)
 
 
 def test_fewer_connections_than_asked_is_said_at_debug_level(

@@ -9,12 +9,17 @@ reading the client's Finished), so a connection opened ahead of its first reques
 request pays a new handshake after all. The tickets arrive one round trip after the client's
 handshake is over, so reading them right after connecting would race them.
 
-So the pool's queue reads, as it hands a connection out and before urllib3 looks at it, what is
-waiting on an idle TLS connection, without blocking: TLS records that carry no application
-data (tickets, key updates) are consumed by OpenSSL and leave the socket quiet; application
-data or the end of the stream on an idle connection mean it is not reusable, and it is closed,
-which urllib3 then sees. `IdleConnections` is the queue class of the pools watchdog.install
-gives botocore (urllib3's `HTTPConnectionPool.QueueCls`, a class attribute in 1.26 and 2.x).
+So what waits on an idle TLS connection is read without blocking (`drain`): TLS records that
+carry no application data (tickets, key updates) are consumed by OpenSSL and leave the socket
+quiet; application data or the end of the stream on an idle connection mean it is not
+reusable, and it is closed, which urllib3 then sees. Two places, in the classes
+watchdog.install gives botocore:
+- urllib3 2.x asks the connection (`is_connected`): `IdleTls` answers with drain's verdict, so
+  tickets arriving at any moment never discard the connection;
+- urllib3 1.26 looks at the socket itself, so the pool's queue (`IdleConnections`, urllib3's
+  `HTTPConnectionPool.QueueCls`, a class attribute in 1.26 and 2.x) drains each connection it
+  hands out just before urllib3 looks: only tickets landing between the two (microseconds,
+  where they come a round trip after the connect) would still discard it.
 """
 
 from __future__ import annotations
@@ -63,3 +68,16 @@ class IdleConnections(queue.LifoQueue):  # type: ignore[type-arg]
         if conn is not None:
             drain(conn)
         return conn
+
+
+class IdleTls:
+    """Mixed into botocore's HTTPS connection class: urllib3 2.x's liveness test
+    (`is_connected`, before reusing a pooled connection) is drain's verdict for a TLS socket."""
+
+    sock: Any
+
+    @property
+    def is_connected(self) -> bool:
+        if isinstance(self.sock, ssl.SSLSocket):
+            return drain(self)
+        return bool(super().is_connected)  # type: ignore[misc]

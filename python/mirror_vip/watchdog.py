@@ -186,7 +186,7 @@ class TrackedHTTPConnection(_Tracked, AWSHTTPConnection):  # type: ignore[misc]
     pass
 
 
-class TrackedHTTPSConnection(_Tracked, AWSHTTPSConnection):  # type: ignore[misc]
+class TrackedHTTPSConnection(_Tracked, pooled.IdleTls, AWSHTTPSConnection):  # type: ignore[misc]
     pass
 
 
