@@ -51,10 +51,19 @@ from .answering import (
     Interceptor,
     WriteHook,
 )
-from .faults import Fault, Refusal
+from .faults import DRIBBLES, Fault, Refusal
 from .record import ROUTE_WRITES, TARGET_KEYS, Call, CallSummary, Connection
 
-__all__ = ["ROUTE_WRITES", "Call", "CallSummary", "Connection", "FakeAws", "Fault", "Refusal"]
+__all__ = [
+    "DRIBBLES",
+    "ROUTE_WRITES",
+    "Call",
+    "CallSummary",
+    "Connection",
+    "FakeAws",
+    "Fault",
+    "Refusal",
+]
 
 POLL_S = 0.05  # how soon stop() is noticed
 TLS_VERSIONS = ("1.2", "1.3")
