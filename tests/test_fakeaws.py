@@ -338,7 +338,6 @@ def test_a_new_connection_pays_tcp_and_its_tls_flights_once(
         fresh.describe_route_tables(RouteTableIds=[net.tables[0]])
         first_done = time.monotonic()
         fresh.describe_route_tables(RouteTableIds=[net.tables[0]])
-        second_done = time.monotonic()
     finally:
         net.aws.set_round_trip(0.0)
     (conn,) = net.aws.connections(since)  # both requests on one kept-alive connection
@@ -348,8 +347,7 @@ def test_a_new_connection_pays_tcp_and_its_tls_flights_once(
     set_up = (1 + FLIGHTS[version]) * ROUND_TRIP_S
     assert first.start >= conn.ready >= conn.opened + set_up
     assert first_done - since >= set_up
-    assert second_done - first_done < ROUND_TRIP_S  # no second set-up (a loose bound)
-    assert second.start >= first.end
+    assert second.start >= first.end  # the second paid no set-up: same connection, one handshake
     assert first.connection == second.connection == conn.seq
 
 
@@ -361,16 +359,14 @@ def test_a_connection_opened_early_has_paid_its_set_up_when_used(net: Net) -> No
         since = time.monotonic()
         assert open_connections(fresh, 2) == 2
         assert wait_for(lambda: sum(c.ready > 0 for c in net.aws.connections(since)) == 2, 5.0)
-        used = time.monotonic()
         fresh.describe_route_tables(RouteTableIds=[net.tables[0]])
-        done = time.monotonic()
     finally:
         net.aws.set_round_trip(0.0)
     opened = net.aws.connections(since)
-    assert len(opened) == 2  # the call used one of them: none new
+    assert len(opened) == 2  # the call used one of them: none new, no set-up paid
     (call,) = net.aws.calls("DescribeRouteTables", since)
     assert call.connection in {c.seq for c in opened}
-    assert done - used < ROUND_TRIP_S
+    assert all(c.handshakes == 1 for c in opened)
 
 
 def test_a_client_that_does_not_trust_the_ca_is_refused_and_the_record_says_why(
