@@ -61,13 +61,14 @@ class Spawned:
 
 def child_env(aws: FakeAws, imds_endpoint: str, product: Path = REPO / "python") -> Dict[str, str]:
     """A member's process environment, as IRIS's JOB has it: no AWS keys, no ~/.aws; the test
-    settings are only the EC2 and IMDS endpoints (both on loopback)."""
+    settings are only the EC2 and IMDS endpoints (both on loopback) and the CA that signed the
+    fake AWS's certificate (AWS_CA_BUNDLE, as behind a corporate CA)."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
         "HOME": "/nonexistent",
         "PYTHONPATH": os.pathsep.join([str(product), str(REPO)]),
-        "AWS_ENDPOINT_URL": aws.endpoint,
+        **aws.env(),
         "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds_endpoint,
         "AWS_CONFIG_FILE": "/nonexistent/aws-config",
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
@@ -125,15 +126,16 @@ class Launcher:
             self._proc.wait(10)
 
 
-HANDSHAKE_WAIT_S = 0.001  # a first request read this soon after its handshake had waited for it
+HANDSHAKE_WAIT_S = 0.005  # a first request read this soon after its handshake was waiting for it
 
 
 def sent_times(calls: Sequence[Call], connections: Sequence[Connection] = ()) -> Dict[int, float]:
-    """When each call left the client, as near as the record tells: the proxy reads a request
-    (`start`) when it arrives, except the first one on a new connection, which it holds until
-    the modelled handshake is over. Such a request left the client no later than its
-    connection was opened (the client connects, then sends) or, on a connection opened
-    earlier and idle, when it arrived after the handshake. {call seq: time}."""
+    """When each call was made, as near as the record tells: the proxy reads a request
+    (`start`) when it arrives, but the first one on a new connection can only be sent once
+    the connection's set-up (TCP and TLS, with the modelled round trips) is over. Such a
+    request was made no later than its connection was opened (the client connects, then
+    sends) when it arrived as the set-up ended; on a connection opened earlier and idle, when
+    it arrived. {call seq: time}."""
     opened = {c.seq: c for c in connections}
     first_on: Dict[int, Call] = {}
     for call in sorted(calls, key=lambda c: c.start):

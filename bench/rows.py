@@ -234,6 +234,7 @@ RUNNERS: Dict[str, Callable[[Bench, Vpc, float], Figures]] = {
 
 
 def set_latency(aws: FakeAws, latency: float) -> None:
-    """Per-call latency L on every EC2 action, and a TLS handshake of 2L per new connection."""
+    """Per-call latency L on every EC2 action, and L per round trip of a new connection's set-up:
+    TCP's, and each TLS flight the client waits for (TLS 1.3: 2L in all, sim/tls.py)."""
     aws.set_latency("*", latency)
-    aws.set_handshake(2 * latency)
+    aws.set_round_trip(latency)

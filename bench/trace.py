@@ -39,7 +39,7 @@ def main(argv: List[str]) -> int:
                     events = [
                         (
                             c.opened - t0,
-                            f"connection {c.seq} (handshake until the end time)",
+                            f"connection {c.seq} {c.tls or 'plain'} (set up by the end time)",
                             "",
                             c.ready - t0,
                         )

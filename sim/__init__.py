@@ -2,7 +2,8 @@
 
 Never imported by `python/mirror_vip`. The pieces:
 
-- `fakeaws`  moto's server over real HTTP behind a fidelity-and-fault proxy, with a call record
+- `fakeaws`  moto's server behind a fidelity-and-fault proxy served over HTTPS, with a call record
+             (its parts: `answering`, `proxy`, `fidelity`, `faults`, `record`, `tls`)
 - `imds`     an IMDSv2 emulator (tokens enforced) for one simulated instance
 - `world`    the VPC, subnets, route tables and instances, built in the fake AWS
 - `netns`    network namespaces, veths, and sockets opened inside a namespace

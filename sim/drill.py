@@ -371,7 +371,7 @@ def run_in_process(
         world = build(aws.ec2, aws.client("cloudformation"), layout or IN_PROCESS)
         os.environ.update(
             {
-                "AWS_ENDPOINT_URL": aws.endpoint,
+                **aws.env(),
                 "AWS_ACCESS_KEY_ID": "AKIDINPROCESSDRILL00",
                 "AWS_SECRET_ACCESS_KEY": "sim-secret",
                 "AWS_EC2_METADATA_DISABLED": "true",
@@ -431,6 +431,7 @@ def run_in_process(
 
 _ENV = (
     "AWS_ENDPOINT_URL",
+    "AWS_CA_BUNDLE",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_EC2_METADATA_DISABLED",

@@ -1,7 +1,7 @@
 """The simulated VPC in network namespaces: a router, a client and two IRIS members.
 
                       +------------------- router (the VPC's routing) --------------------+
-                      | lo 198.18.0.10:80: the EC2 endpoint (our fake AWS's proxy)         |
+                      | lo 198.18.0.10:443: the EC2 endpoint (our fake AWS's proxy, HTTPS) |
                       | to-a 10.109.10.1/26    to-b 10.109.10.65/26    to-c 10.109.10.129/26 |
                       | 192.168.255.10/32 (the VIP) via the member that the client subnet's |
                       |   route table points at; blackhole when it has no VIP route         |
@@ -14,9 +14,10 @@
 (The addresses are the default `world.Layout`, i.e. the template's parameters; the client sits
 in the template's arbiter subnet.) Each member's eth0 carries the MAC of its ENI in the fake AWS
 and the member has its own IMDS emulator, so the product finds its identity exactly as on EC2:
-its only test setting is AWS_ENDPOINT_URL. The fake AWS, the IMDS emulators and the members' TCP
-services run in this process, on sockets opened inside the namespaces (`netns.in_netns`);
-everything stays inside our namespaces and on loopback.
+its only test settings are AWS_ENDPOINT_URL and AWS_CA_BUNDLE (the fake AWS's `env()`: it
+serves HTTPS with a certificate from the test CA, sim/tls.py). The fake AWS, the IMDS emulators
+and the members' TCP services run in this process, on sockets opened inside the namespaces
+(`netns.in_netns`); everything stays inside our namespaces and on loopback.
 
 The router follows the client subnet's route table: when a route write to that table lands in the
 fake AWS (its `on_write` hook), a worker thread replaces the router's kernel route for the VIP,
@@ -54,7 +55,7 @@ from .world import World, gateway_of, prefixlen
 
 REPO = Path(__file__).resolve().parent.parent
 AWS_ENDPOINT_IP = "198.18.0.10"  # RFC 2544 test range: only ever inside our namespaces
-AWS_ENDPOINT_PORT = 80
+AWS_ENDPOINT_PORT = 443
 IMDS_IP = "169.254.169.254"
 SERVICE_PORT = 1972
 ROUTER_IFACE = {"memberA": "to-a", "memberB": "to-b"}
@@ -144,7 +145,7 @@ class Fabric:
         self.imds: Dict[str, ImdsEmulator] = {}
         self.services: Dict[str, MemberService] = {}
         self.switches: List[RouteSwitch] = []
-        self.endpoint = f"http://{AWS_ENDPOINT_IP}:{AWS_ENDPOINT_PORT}"
+        self.endpoint = ""  # the fake AWS's URL inside the router namespace (set by start)
         self._queue: queue.Queue[Optional[Tuple[float, Optional[str], Optional[int]]]] = (
             queue.Queue()
         )
@@ -260,8 +261,10 @@ class Fabric:
         netns.ip("-n", ns, "route", "add", "default", "via", gateway)
 
     def _start_servers(self) -> None:
-        sock = netns.in_netns(self.ns["router"], lambda: _listener(AWS_ENDPOINT_IP, 80))
-        self.aws.listen(sock)
+        sock = netns.in_netns(
+            self.ns["router"], lambda: _listener(AWS_ENDPOINT_IP, AWS_ENDPOINT_PORT)
+        )
+        self.endpoint = self.aws.listen(sock)
         for name, member in self.world.members.items():
             identity = Identity(
                 instance_id=member.instance_id,
@@ -366,14 +369,15 @@ class Fabric:
 
     def member_env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         """The environment of a process on a member, as IRIS's would be: no AWS keys, no
-        ~/.aws; only the endpoint is a test setting."""
+        ~/.aws; only the endpoint and the CA that signed its certificate are test settings
+        (as for a user behind a corporate CA)."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "HOME": "/nonexistent",
             "PYTHONPATH": os.pathsep.join([str(REPO / "python"), str(REPO)]),
             "PYTHONDONTWRITEBYTECODE": "1",
-            "AWS_ENDPOINT_URL": self.endpoint,
+            **self.aws.env(self.endpoint),
             "AWS_CONFIG_FILE": "/nonexistent/aws-config",
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
         }

@@ -18,8 +18,10 @@ Every table the template tags starts with its VIP route on member A, as the stac
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -28,6 +30,7 @@ DEFAULT_REGION = "eu-west-1"
 AMI = "ami-0123456789abcdef0"  # moto runs any image id; describing its catalogue costs seconds
 TEMPLATE = Path(__file__).resolve().parent.parent / "docs" / "aws" / "mirror-vip.yaml"
 STACK = "mvip-sim"
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 
 @dataclass(frozen=True)
@@ -267,12 +270,25 @@ def _member(ec2: Any, name: str, instance_id: str) -> Member:
         name=name,
         instance_id=instance_id,
         eni=eni["NetworkInterfaceId"],
-        mac=eni["MacAddress"],
+        mac=interface_mac(eni),
         private_ip=instance["PrivateIpAddress"],
         subnet_id=instance["SubnetId"],
         subnet_cidr=subnet["CidrBlock"],
         availability_zone=instance["Placement"]["AvailabilityZone"],
     )
+
+
+def interface_mac(eni: Dict[str, Any]) -> str:
+    """The MAC the member's eth0 carries and its IMDS names: moto's for the ENI when an
+    interface can carry it (unicast, well formed); else one made from the ENI id, locally
+    administered and unique. moto before 5.2 gives every instance 1b:2b:3c:4d:5e:6f (a
+    multicast address) and ENIs malformed ones (`02:00:00:1502x:...`); the product never asks
+    EC2 for a MAC, only IMDS, which the simulation serves from this."""
+    mac = str(eni.get("MacAddress") or "").lower()
+    if _MAC.fullmatch(mac) and not int(mac[:2], 16) & 1:
+        return mac
+    digest = hashlib.sha256(str(eni["NetworkInterfaceId"]).encode()).hexdigest()
+    return "02:" + ":".join(digest[i : i + 2] for i in range(0, 10, 2))
 
 
 # --- with plain EC2 calls --------------------------------------------------------------------

@@ -22,7 +22,7 @@ from bench.measure import Figures, Launcher, depths
 from sim.fakeaws import Call, FakeAws
 from sim.imds import ImdsEmulator
 
-LATENCY_S = 0.2  # per call; the handshake of each new connection is twice that
+LATENCY_S = 0.2  # per call, and per round trip of a connection's set-up (TLS 1.3: two)
 MANY = 32  # the most route tables a claim writes in one round trip (aws.MAX_PARALLEL_WRITES)
 FEW = 3
 

@@ -157,10 +157,14 @@ def test_throttling_is_retried(member_a: World, aws: AwsLike) -> None:
 def test_route_created_by_someone_else_meanwhile_is_replaced(member_a: World, aws: AwsLike) -> None:
     w = member_a
 
-    def b_creates_first(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def b_creates_first(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action == "CreateRoute" and params["RouteTableId"] == w.tables[0]:
             aws.hooks.clear()
-            backend.create_route(w.tables[0], f"{VIP}/32", interface_id=w.b.eni)
+            ec2.create_route(
+                RouteTableId=w.tables[0],
+                DestinationCidrBlock=f"{VIP}/32",
+                NetworkInterfaceId=w.b.eni,
+            )
 
     aws.hooks.append(b_creates_first)
     report = claim()
@@ -172,10 +176,10 @@ def test_route_deleted_by_someone_else_meanwhile_is_created(member_a: World, aws
     w = member_a
     w.route(w.tables[0], w.b.eni)
 
-    def b_deletes_first(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def b_deletes_first(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action == "ReplaceRoute" and params["RouteTableId"] == w.tables[0]:
             aws.hooks.clear()
-            backend.delete_route(w.tables[0], f"{VIP}/32")
+            ec2.delete_route(RouteTableId=w.tables[0], DestinationCidrBlock=f"{VIP}/32")
 
     aws.hooks.append(b_deletes_first)
     report = claim()
@@ -187,16 +191,18 @@ def test_a_stale_verify_read_is_retried_not_reported(member_a: World, aws: AwsLi
     w = member_a
     seen = {"describes": 0}
 
-    def stale_once(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def stale_once(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action != "DescribeRouteTables":
             return
         seen["describes"] += 1
         table = w.tables[0]
         if seen["describes"] == 2:  # the first verify read still sees no route
-            backend.delete_route(table, f"{VIP}/32")
+            ec2.delete_route(RouteTableId=table, DestinationCidrBlock=f"{VIP}/32")
         elif seen["describes"] == 3:  # ... and the next one sees the write
             aws.hooks.clear()
-            backend.create_route(table, f"{VIP}/32", interface_id=w.a.eni)
+            ec2.create_route(
+                RouteTableId=table, DestinationCidrBlock=f"{VIP}/32", NetworkInterfaceId=w.a.eni
+            )
 
     aws.hooks.append(stale_once)
     report = claim()
@@ -207,10 +213,14 @@ def test_a_stale_verify_read_is_retried_not_reported(member_a: World, aws: AwsLi
 def test_a_concurrent_claim_that_wins_is_reported(member_a: World, aws: AwsLike) -> None:
     w = member_a
 
-    def b_claims_after_us(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def b_claims_after_us(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action == "DescribeRouteTables" and aws.count("CreateRoute") == 3:
             aws.hooks.clear()
-            backend.replace_route(w.tables[1], f"{VIP}/32", interface_id=w.b.eni)
+            ec2.replace_route(
+                RouteTableId=w.tables[1],
+                DestinationCidrBlock=f"{VIP}/32",
+                NetworkInterfaceId=w.b.eni,
+            )
 
     aws.hooks.append(b_claims_after_us)
     report = claim(deadline=2)
@@ -316,7 +326,7 @@ def test_cached_claim_writes_while_the_describe_is_in_flight(
     aws.calls.clear()
     writes_seen = threading.Event()
 
-    def hold_the_describe(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def hold_the_describe(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action == "ReplaceRoute" and aws.count("ReplaceRoute") == 3:
             writes_seen.set()
         if action == "DescribeRouteTables" and aws.count("DescribeRouteTables") == 1:

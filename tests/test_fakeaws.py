@@ -1,4 +1,4 @@
-"""The fake AWS (sim.fakeaws): moto over real HTTP behind our fidelity-and-fault proxy.
+"""The fake AWS (sim.fakeaws): moto behind our fidelity-and-fault proxy, served over HTTPS.
 
 Each test drives the proxy with plain boto3 (no retries, so every fault is seen as is) and
 checks moto's state straight from moto, and the proxy's call record.
@@ -7,13 +7,15 @@ checks moto's state straight from moto, and the proxy's call record.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
+from mirror_vip import watchdog
 from mirror_vip.aws import open_connections
 from sim.fabric import wait_for
 from sim.fakeaws import Call, CallSummary, FakeAws, Fault
@@ -125,6 +127,28 @@ def test_create_route_where_there_is_none_creates_it(net: Net) -> None:
         RouteTableId=net.tables[0], DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b
     )
     assert net.target(net.tables[0]) == net.eni_b
+
+
+def test_a_route_to_a_deleted_interface_is_a_blackhole_as_aws_shows_it(net: Net) -> None:
+    ec2 = net.aws.ec2
+    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [net.vpc]}])["Subnets"][0]
+    spare = ec2.create_network_interface(SubnetId=subnet["SubnetId"])["NetworkInterface"]
+    gone = spare["NetworkInterfaceId"]
+    _replace(net, net.tables[1], gone)
+    ec2.delete_network_interface(NetworkInterfaceId=gone)
+
+    def states(client: Any) -> Dict[str, str]:
+        found = client.describe_route_tables(RouteTableIds=net.tables)["RouteTables"]
+        return {
+            t["RouteTableId"]: r["State"]
+            for t in found
+            for r in t["Routes"]
+            if r.get("DestinationCidrBlock") == VIP
+        }
+
+    assert states(net.aws.ec2) == {net.tables[0]: "active", net.tables[1]: "active"}  # moto
+    assert states(net.proxy) == {net.tables[0]: "active", net.tables[1]: "blackhole"}
+    assert net.target(net.tables[1]) == gone  # the target is still shown, as AWS does
 
 
 def test_moto_answers_for_replace_and_delete_of_a_missing_route_pass_through(net: Net) -> None:
@@ -276,8 +300,12 @@ def test_a_dribble_ends_when_the_client_goes_or_at_clear_faults(net: Net) -> Non
 
 
 def _raw_request(aws: FakeAws, body: str) -> socket.socket:
-    host, port = aws.endpoint.replace("http://", "").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=5)
+    """BODY posted on a TLS socket of our own (trusting the fake's CA), left open."""
+    host, port = aws.endpoint.split("://")[1].split(":")
+    context = ssl.create_default_context(cafile=aws.ca_file)
+    sock = context.wrap_socket(
+        socket.create_connection((host, int(port)), timeout=5), server_hostname=host
+    )
     head = (
         f"POST / HTTP/1.1\r\nHost: {host}\r\n"
         "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
@@ -287,46 +315,84 @@ def _raw_request(aws: FakeAws, body: str) -> socket.socket:
     return sock
 
 
-HANDSHAKE_S = 0.4
+# --- TLS and the connection set-up model --------------------------------------------------------
+
+ROUND_TRIP_S = 0.2
+FLIGHTS = {"1.3": 1, "1.2": 2}  # server flights the client waits for, after TCP's round trip
 
 
-def test_handshake_holds_a_new_connections_first_request_only(net: Net) -> None:
-    fresh = net.aws.client(via_proxy=True)  # a pool of its own: no connection open yet
-    net.aws.set_handshake(HANDSHAKE_S)
+@pytest.fixture(scope="module")
+def endpoints(sim_aws: FakeAws) -> Dict[str, str]:  # noqa: F811
+    """The module's fake AWS over TLS 1.3 (its first listener) and over TLS 1.2."""
+    return {"1.3": sim_aws.endpoint, "1.2": sim_aws.listen(tls_version="1.2")}
+
+
+@pytest.mark.parametrize("version", ["1.3", "1.2"])
+def test_a_new_connection_pays_tcp_and_its_tls_flights_once(
+    net: Net, endpoints: Dict[str, str], version: str
+) -> None:
+    fresh = net.aws.client(via_proxy=True, endpoint=endpoints[version])  # no connection open yet
+    net.aws.set_round_trip(ROUND_TRIP_S)
     try:
         since = time.monotonic()
         fresh.describe_route_tables(RouteTableIds=[net.tables[0]])
         first_done = time.monotonic()
         fresh.describe_route_tables(RouteTableIds=[net.tables[0]])
-        second_done = time.monotonic()
     finally:
-        net.aws.set_handshake(0.0)
+        net.aws.set_round_trip(0.0)
     (conn,) = net.aws.connections(since)  # both requests on one kept-alive connection
     first, second = net.aws.calls("DescribeRouteTables", since)
-    assert first.start >= conn.ready >= conn.opened + HANDSHAKE_S
-    assert first_done - since >= HANDSHAKE_S
-    assert second_done - first_done < HANDSHAKE_S  # no second handshake (a loose bound)
-    assert second.start >= first.end
+    assert (conn.tls, conn.handshakes, conn.requests) == (f"TLSv{version}", 1, 2)
+    assert conn.flights_held == FLIGHTS[version]
+    set_up = (1 + FLIGHTS[version]) * ROUND_TRIP_S
+    assert first.start >= conn.ready >= conn.opened + set_up
+    assert first_done - since >= set_up
+    assert second.start >= first.end  # the second paid no set-up: same connection, one handshake
     assert first.connection == second.connection == conn.seq
 
 
-def test_a_connection_opened_early_has_paid_the_handshake_when_used(net: Net) -> None:
+def test_a_connection_opened_early_has_paid_its_set_up_when_used(net: Net) -> None:
     fresh = net.aws.client(via_proxy=True, max_pool_connections=4)
-    net.aws.set_handshake(HANDSHAKE_S)
+    watchdog.install(fresh._endpoint.http_session)  # the pool classes the product's client has
+    net.aws.set_round_trip(ROUND_TRIP_S)
     try:
         since = time.monotonic()
         assert open_connections(fresh, 2) == 2
         assert wait_for(lambda: sum(c.ready > 0 for c in net.aws.connections(since)) == 2, 5.0)
-        used = time.monotonic()
         fresh.describe_route_tables(RouteTableIds=[net.tables[0]])
-        done = time.monotonic()
     finally:
-        net.aws.set_handshake(0.0)
+        net.aws.set_round_trip(0.0)
     opened = net.aws.connections(since)
-    assert len(opened) == 2  # the call used one of them: none new
+    assert len(opened) == 2  # the call used one of them: none new, no set-up paid
     (call,) = net.aws.calls("DescribeRouteTables", since)
     assert call.connection in {c.seq for c in opened}
-    assert done - used < HANDSHAKE_S
+    assert all(c.handshakes == 1 for c in opened)
+
+
+def test_a_client_that_does_not_trust_the_ca_is_refused_and_the_record_says_why(
+    net: Net,
+) -> None:
+    since = time.monotonic()
+    host, port = net.aws.endpoint.split("://")[1].split(":")
+    context = ssl.create_default_context()  # the system's CAs only
+    raw = socket.create_connection((host, int(port)), timeout=5)
+    with raw, pytest.raises(ssl.SSLCertVerificationError):
+        context.wrap_socket(raw, server_hostname=host)
+    assert wait_for(lambda: any(c.error for c in net.aws.connections(since)), 5.0)
+    (conn,) = net.aws.connections(since)
+    assert conn.handshakes == 0 and conn.requests == 0
+    assert net.aws.calls(since=since) == []
+
+
+def test_the_certificate_names_the_address_served(sim_aws: FakeAws) -> None:  # noqa: F811
+    host, port = sim_aws.endpoint.split("://")[1].split(":")
+    pem = ssl.get_server_certificate((host, int(port)))
+    context = ssl.create_default_context(cafile=sim_aws.ca_file)
+    raw = socket.create_connection((host, int(port)), timeout=5)
+    with raw, context.wrap_socket(raw, server_hostname=host) as tls:
+        names = tls.getpeercert()["subjectAltName"]
+    assert ("IP Address", host) in names and pem.startswith("-----BEGIN CERTIFICATE-----")
+    assert sim_aws.env() == {"AWS_ENDPOINT_URL": sim_aws.endpoint, "AWS_CA_BUNDLE": sim_aws.ca_file}
 
 
 def test_deny_one_table_refuses_it_and_only_it(net: Net) -> None:

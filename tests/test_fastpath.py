@@ -349,7 +349,7 @@ def test_a_describe_that_fails_then_a_verify_that_reads(
     denied = ("DescribeRouteTables", None)
     aws.deny.add(denied)  # type: ignore[arg-type]
 
-    def allow_after_the_first(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def allow_after_the_first(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action == "DescribeRouteTables":
             aws.deny.discard(denied)  # type: ignore[arg-type]
 

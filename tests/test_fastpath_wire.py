@@ -1,11 +1,12 @@
 """Claim and release over a real socket (issue 10, items 4 and 5): the fake AWS proxy over
-moto's server (sim/fakeaws.py) injects what in-process moto cannot, an EC2 that does not
-answer, answers too late, or drops the connection after applying a change; and it records
-each client connection, so a test can see which connection carried which call.
+moto's server (sim/fakeaws.py) injects an EC2 that does not answer, answers too late, or drops
+the connection after applying a change; and it records each client connection, so a test can
+see which connection carried which call.
 
-The product runs in this process (api.claim / api.release), its EC2 client pointed at the
-proxy with AWS_ENDPOINT_URL, its identity from the IMDSv2 double, its interface faked
-(tests/conftest.py). The VPC is built straight in moto, unrecorded."""
+The product runs in this process (api.claim / api.release), pointed at the proxy by
+AWS_ENDPOINT_URL and AWS_CA_BUNDLE (the `aws` fixture), its identity from the IMDSv2 double, its
+interface faked (tests/conftest.py). The VPC is built straight in moto, unrecorded and
+unfaulted, so a fault injected for the product does not touch the test's own reads."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ import pytest
 from mirror_vip import api, settings
 from mirror_vip.aws import client_config
 from sim.fakeaws import FakeAws, Fault
-from tests.conftest import REGION, FakeHost, Imds, World, build_world
-from tests.sim_fixtures import sim_aws  # noqa: F401 - a fixture
+from tests.conftest import AwsLike, FakeHost, Imds, World, build_world
 
 
 @dataclass
@@ -29,29 +29,17 @@ class Wire:
 
 
 @pytest.fixture
-def wire(
-    sim_aws: FakeAws,  # noqa: F811
-    imds: Imds,
-    fake_host: FakeHost,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Wire]:
-    """A VPC of its own in the module's fake AWS; this process is member A."""
-    sim_aws.clear_faults()
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_EC2"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDWIRETEST00000000")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sim_aws.moto_endpoint)
-    world = build_world(tables=3)  # its client talks to moto directly
-    monkeypatch.setenv("AWS_ENDPOINT_URL", sim_aws.endpoint)  # the product, through the proxy
+def wire(aws: AwsLike, imds: Imds, fake_host: FakeHost) -> Iterator[Wire]:
+    """A VPC of its own in the session's fake AWS; this process is member A."""
+    world = build_world(tables=3, ec2=aws.ec2)
     imds.become(world.a, world.vpc_id)
     fake_host.mac = world.a.mac
     fake_host.carry()
-    sim_aws.clear_calls()
-    yield Wire(sim_aws, world)
-    sim_aws.clear_faults()
-    sim_aws.set_handshake(0.0)
+    aws.fake.clear_calls()
+    try:
+        yield Wire(aws.fake, world)
+    finally:
+        aws.fake.set_round_trip(0.0)
 
 
 def every_table(w: World) -> List[str]:
@@ -128,7 +116,7 @@ def test_release_deletes_on_connections_opened_while_it_read(wire: Wire) -> None
     more: every delete goes out on a connection opened before the read answered."""
     w = wire.world
     _routes_on_a(w)
-    wire.aws.set_handshake(0.2)
+    wire.aws.set_round_trip(0.1)  # TCP, then TLS 1.3's one flight: 0.2 s per new connection
     report = api.release(chosen(deadline=10))
     assert report.ok and w.targets() == dict.fromkeys(every_table(w), None)
     read = next(c for c in wire.aws.calls("DescribeRouteTables"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from mirror_vip import api, settings
-from mirror_vip.report import FAIL, PASS, WARN, Report
+from mirror_vip.report import FAIL, PASS, WARN, Report, render_text
 from tests.conftest import VIP, AwsLike, FakeHost, Imds, World
 from tests.test_claim import _client_hook
 
@@ -83,8 +83,9 @@ def test_status_shows_a_blackhole(member_a: World) -> None:
     w.ec2.delete_network_interface(NetworkInterfaceId=spare["NetworkInterfaceId"])
     report = api.status(chosen())
     main = next(t for t in report.route_tables if t.id == w.main_table)
-    # moto keeps the route 'active'; AWS marks it 'blackhole'. The target is shown either way.
-    assert main.after == spare["NetworkInterfaceId"]
+    # AWS marks the route 'blackhole' (moto alone keeps it 'active': our proxy answers as AWS)
+    assert main.after == spare["NetworkInterfaceId"] and main.state == "blackhole"
+    assert "(blackhole)" in render_text(report)
 
 
 def test_doctor_all_green(member_a: World, aws: AwsLike) -> None:
@@ -182,9 +183,13 @@ def test_a_claim_between_release_read_and_delete_is_reported_and_healed(
     for table in (w.main_table, *w.tables):
         w.route(table, w.a.eni)
 
-    def b_claims_first(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def b_claims_first(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action == "DeleteRoute":
-            backend.replace_route(params["RouteTableId"], f"{VIP}/32", interface_id=w.b.eni)
+            ec2.replace_route(
+                RouteTableId=params["RouteTableId"],
+                DestinationCidrBlock=f"{VIP}/32",
+                NetworkInterfaceId=w.b.eni,
+            )
 
     aws.hooks.append(b_claims_first)
     report = api.release(chosen())
@@ -207,10 +212,14 @@ def test_release_verifies_a_delete_whose_answer_says_it_is_still_there(
     w = member_a
     w.route(w.main_table, w.a.eni)
 
-    def put_back(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def put_back(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action == "DescribeRouteTables" and aws.count("DeleteRoute") == 1:
             aws.hooks.clear()
-            backend.create_route(w.main_table, f"{VIP}/32", interface_id=w.a.eni)
+            ec2.create_route(
+                RouteTableId=w.main_table,
+                DestinationCidrBlock=f"{VIP}/32",
+                NetworkInterfaceId=w.a.eni,
+            )
 
     aws.hooks.append(put_back)
     report = api.release(chosen(deadline=2))

@@ -14,17 +14,18 @@ the deadline and connect + read timeout from its start; no attempt starts withou
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import botocore.session
 from botocore.config import Config
 from botocore.loaders import Loader, create_loader
 
-from . import credentials, watchdog
+from . import credentials, pooled, watchdog
 from .failures import AttemptTimedOut, OutOfTime, is_transient
 from .failures import aws_error as aws_error
 from .failures import error_code as error_code
@@ -41,6 +42,7 @@ BACKOFF_MAX_S = 2.0
 MIN_ATTEMPT_S = 0.1  # an attempt is not started with less time than this left
 
 T = TypeVar("T")
+_LOG = logging.getLogger(__name__)
 
 
 class Deadline:
@@ -191,21 +193,37 @@ def open_connections(ec2: Any, count: int) -> int:
 
     Run beside the describe, so the parallel writes after it find connections ready and do not
     each pay a TCP and TLS handshake (two round trips) on the critical path. botocore has no
-    public API for this: we reach its urllib3 pool the way its own `send` does. Best effort:
-    any surprise (a proxy, another botocore layout) makes it a no-op, never an error.
+    public API for this: we reach its urllib3 pool the way its own `send` does. Each connection
+    goes back to the pool as soon as it is open, so a write never waits for a slower one. A
+    TLS 1.3 server's session tickets, which arrive after that, do not get it thrown away: the
+    pool's queue reads them before urllib3 looks (pooled.py; the pool classes watchdog.install
+    gives botocore). Best effort: any surprise (a proxy, another botocore layout, a failed
+    connect) opens fewer, never raises; fewer than asked is said at debug level.
     """
+    wanted = max(0, count)
     try:
         url = ec2.meta.endpoint_url
         http = ec2._endpoint.http_session
         if http._proxy_config.proxy_url_for(url):
+            _LOG.debug("opened 0 of %d connections ahead of the writes: through a proxy", wanted)
             return 0
         pool = http._get_connection_manager(url, None).connection_from_url(url)
         http._setup_ssl_cert(pool, url, http._verify)
-        idle = [pool._get_conn() for _ in range(max(0, count))]
-    except Exception:
+        if url.startswith("https:") and not isinstance(pool.pool, pooled.IdleConnections):
+            _LOG.debug("this pool may discard the connections opened ahead (pooled.py)")
+        idle = [pool._get_conn() for _ in range(wanted)]
+    except Exception as exc:
+        _LOG.debug(
+            "opened 0 of %d connections ahead of the writes: the EC2 client is not laid out "
+            "as this botocore was (%s: %s)",
+            wanted,
+            type(exc).__name__,
+            exc,
+        )
         return 0
 
     limit_s = float(ec2.meta.config.connect_timeout or 1.0)
+    failures: List[str] = []
 
     def connect(conn: Any) -> bool:
         try:
@@ -215,13 +233,21 @@ def open_connections(ec2: Any, count: int) -> int:
                     conn.connect()
                 if attempt.expired:
                     raise AttemptTimedOut(2 * limit_s)
-            return True
-        except Exception:
+            opened = getattr(conn, "sock", None) is not None
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
             conn.close()
-            return False
+            opened = False
+        pool._put_conn(conn)  # at once: a write may take it now
+        return opened
 
     with ThreadPoolExecutor(max_workers=max(1, len(idle))) as pool_threads:
         opened = sum(pool_threads.map(connect, idle))
-    for conn in idle:
-        pool._put_conn(conn)
+    if opened < wanted:
+        _LOG.debug(
+            "opened %d of %d connections ahead of the writes; the writes open the rest (%s)",
+            opened,
+            wanted,
+            failures[0] if failures else "no error",
+        )
     return opened

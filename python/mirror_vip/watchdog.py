@@ -34,6 +34,8 @@ from botocore.awsrequest import (
     AWSHTTPSConnectionPool,
 )
 
+from . import pooled
+
 MIN_CONNECT_S = 0.01  # a connect with no time left still gets this, and fails at once
 
 
@@ -184,7 +186,7 @@ class TrackedHTTPConnection(_Tracked, AWSHTTPConnection):  # type: ignore[misc]
     pass
 
 
-class TrackedHTTPSConnection(_Tracked, AWSHTTPSConnection):  # type: ignore[misc]
+class TrackedHTTPSConnection(_Tracked, pooled.IdleTls, AWSHTTPSConnection):  # type: ignore[misc]
     pass
 
 
@@ -194,6 +196,7 @@ class TrackedHTTPConnectionPool(AWSHTTPConnectionPool):
 
 class TrackedHTTPSConnectionPool(AWSHTTPSConnectionPool):
     ConnectionCls = TrackedHTTPSConnection
+    QueueCls = pooled.IdleConnections  # a TLS 1.3 server's tickets do not discard a connection
 
 
 def install(http_session: Any) -> bool:
