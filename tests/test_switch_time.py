@@ -67,9 +67,13 @@ def test_a_write_whose_answer_was_lost_counts_from_the_verify_read(
     w = member_a
     lost = w.tables[1]
 
-    def lands_then_fails(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def lands_then_fails(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action == "CreateRoute" and params["RouteTableId"] == lost:
-            backend.create_route(lost, f"{params['DestinationCidrBlock']}", interface_id=w.a.eni)
+            ec2.create_route(
+                RouteTableId=lost,
+                DestinationCidrBlock=params["DestinationCidrBlock"],
+                NetworkInterfaceId=w.a.eni,
+            )
 
     aws.deny.add(("CreateRoute", lost))
     aws.hooks.append(lands_then_fails)
@@ -97,7 +101,7 @@ def test_no_figure_when_a_table_is_not_switched(member_a: World, aws: AwsLike) -
 def test_no_figure_when_the_verify_read_fails(member_a: World, aws: AwsLike) -> None:
     w = member_a
 
-    def deny_reads_after_the_writes(backend: Any, action: str, params: Dict[str, Any]) -> None:
+    def deny_reads_after_the_writes(ec2: Any, action: str, params: Dict[str, Any]) -> None:
         if action == "CreateRoute":
             aws.deny.add(("DescribeRouteTables", None))  # type: ignore[arg-type]  # no table id
 
