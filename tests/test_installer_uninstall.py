@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Optional
 
-from test_objectscript_parse import parse
+from test_objectscript_parse import needs_grammar, parse
 from tree_sitter import Node
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +47,7 @@ def other_namespace_branch(text: str, method: str) -> Optional[str]:
     return None
 
 
+@needs_grammar
 def test_removing_a_hook_that_calls_another_namespace_fails() -> None:
     branch = other_namespace_branch(INSTALLER.read_text(encoding="utf-8"), "RemoveFrom")
     assert branch is not None, "RemoveFrom no longer checks the hook's namespace"
@@ -55,6 +56,7 @@ def test_removing_a_hook_that_calls_another_namespace_fails() -> None:
     assert "python" in branch and "Unconfigure(" in branch, branch
 
 
+@needs_grammar
 def test_the_branch_reader_reads_a_branch() -> None:
     """A check that passes on anything proves nothing."""
     text = (

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 import pytest
-from test_objectscript_parse import parse
+from test_objectscript_parse import needs_grammar, parse
 from tree_sitter import Node
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,6 +135,7 @@ def test_there_are_methods_that_switch() -> None:
     assert len(switching) >= 2
 
 
+@needs_grammar
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_own_class_call_after_a_namespace_switch(path: Path) -> None:
     assert findings(path.read_text(encoding="utf-8")) == []
@@ -147,6 +148,7 @@ def _class(body: str, kind: str = "ClassMethod") -> str:
 SWITCH = '    new $namespace\n    set $namespace = "%SYS"\n'
 
 
+@needs_grammar
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Iterator, List
 
 import pytest
-from test_objectscript_parse import parse
+from test_objectscript_parse import needs_grammar, parse
 from tree_sitter import Node
+
+pytestmark = needs_grammar
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = sorted([*ROOT.glob("src/**/*.cls"), *ROOT.glob("tests/iris/**/*.cls")])

@@ -29,7 +29,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 import tree_sitter_objectscript_routine as routine_grammar
-from test_objectscript_parse import syntax_errors
+from test_objectscript_parse import GRAMMAR_UNAVAILABLE, needs_grammar, syntax_errors
 from tree_sitter import Language, Node, Parser
 
 from mirror_vip import bridge, routines
@@ -174,9 +174,10 @@ def check_install(original: str, spec: HookSpec, expected: str) -> None:
     """Every invariant for one routine text."""
     if expected in (CALL, ENTRY):
         installed = routines.install(original, spec, "USER")
-        if not syntax_errors(original.replace("\r\n", "\n")):
-            assert syntax_errors(installed.replace("\r\n", "\n")) == []
-        check_installed(installed, spec)
+        if GRAMMAR_UNAVAILABLE is None:  # the grammar's view; the rest holds on every Python
+            if not syntax_errors(original.replace("\r\n", "\n")):
+                assert syntax_errors(installed.replace("\r\n", "\n")) == []
+            check_installed(installed, spec)
         blocks = [m.group(1) for m in re.finditer(r"; >>> mirror-vip (\w+):", installed)]
         assert sorted(blocks) == sorted([expected, "hook"])
         assert routines.install(installed, spec, "USER") == installed
@@ -211,10 +212,12 @@ def test_every_fixture_has_an_expected_outcome() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_fixture(name: str, form: str) -> None:
     original = variants(read_fixture(name))[form]
-    assert syntax_errors(original.replace("\r\n", "\n")) == []  # the corpus is valid ObjectScript
+    if GRAMMAR_UNAVAILABLE is None:  # the corpus is valid ObjectScript
+        assert syntax_errors(original.replace("\r\n", "\n")) == []
     check_install(original, spec_of(name), EXPECTED[name])
 
 
+@needs_grammar
 def test_the_checker_sees_a_call_that_is_not_first() -> None:
     """The independent check must be able to fail: a call after the label's first command."""
     text = "ZMIRROR\n quit\nNotifyBecomePrimary ;\n set x=1\n do MirrorVipNotifyBecomePrimary()\n"
@@ -352,5 +355,6 @@ def test_the_generator_covers_every_part() -> None:
     [pytest.param(t, s, e, id=i) for i, t, s, e in GENERATED],
 )
 def test_generated(text: str, spec: HookSpec, expected: str) -> None:
-    assert syntax_errors(text.replace("\r\n", "\n")) == []  # the generator writes valid code
+    if GRAMMAR_UNAVAILABLE is None:
+        assert syntax_errors(text.replace("\r\n", "\n")) == []  # the generator writes valid code
     check_install(text, spec, expected)

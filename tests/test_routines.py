@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import pytest
-from test_objectscript_parse import syntax_errors
+from test_objectscript_parse import GRAMMAR_UNAVAILABLE, needs_grammar, syntax_errors
 
 from mirror_vip import bridge, routines
 from mirror_vip.routines import ZMIRROR, ZSTART, HookSpec, RoutineError
@@ -100,6 +100,7 @@ def test_reinstall_replaces_and_never_duplicates(name: str, form: str) -> None:
     assert routines.remove(moved, spec).text == original
 
 
+@needs_grammar
 @pytest.mark.parametrize(("name", "form"), CASES)
 def test_generated_text_parses(name: str, form: str) -> None:
     text = routines.install(variants(fixture(name))[form], INSTALLABLE[name], "USER")
@@ -154,7 +155,8 @@ def test_a_new_routine_is_only_ours_and_is_deleted_again() -> None:
     for spec in (ZMIRROR, ZSTART):
         created = routines.install("", spec, "USER")
         assert created.startswith(f"{spec.routine} ;")
-        assert syntax_errors(created) == []
+        if GRAMMAR_UNAVAILABLE is None:  # the grammar's check; the rest holds on every Python
+            assert syntax_errors(created) == []
         removal = routines.remove(created, spec)
         assert removal.only_ours and removal.changed
 
@@ -322,7 +324,8 @@ def test_a_brace_on_a_later_line_gets_the_call_inside_it(head: List[str]) -> Non
     body = ["  set ^Acme($increment(^Acme)) = 1", "  quit 1", "}"]
     text = "\n".join(["ZMIRROR", " quit", *head, *body])
     installed = routines.install(text, ZMIRROR, "USER")
-    assert syntax_errors(installed) == []
+    if GRAMMAR_UNAVAILABLE is None:  # the grammar's check; the rest holds on every Python
+        assert syntax_errors(installed) == []
     after_brace = entry_body(installed, head[-1])
     assert BEGIN.match(after_brace[0])
     assert after_brace[1].strip() == "do MirrorVipNotifyBecomePrimary()"
@@ -344,7 +347,8 @@ def test_a_private_procedure_is_refused_because_iris_cannot_call_it(head: List[s
 def test_public_without_braces_is_a_legacy_subroutine_and_is_hooked() -> None:
     text = "ZMIRROR\n quit\nNotifyBecomePrimary() PUBLIC\n new $namespace\n quit:$quit 1  quit\n"
     installed = routines.install(text, ZMIRROR, "USER")
-    assert syntax_errors(installed) == []
+    if GRAMMAR_UNAVAILABLE is None:  # the grammar's check; the rest holds on every Python
+        assert syntax_errors(installed) == []
     call = entry_body(installed, "NotifyBecomePrimary() PUBLIC")[1]
     assert call == " do MirrorVipNotifyBecomePrimary()"
     assert routines.remove(installed, ZMIRROR).text == text
