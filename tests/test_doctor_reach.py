@@ -8,11 +8,13 @@ administrator would), and the checks are read back from the reports.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
-from mirror_vip import api, reach, routes, settings
+from mirror_vip import api, doctor, reach, routes, settings
 from mirror_vip.aws import Deadline
 from mirror_vip.metrics import observe
 from mirror_vip.report import ERROR, FAIL, PASS, WARN, Check, Report, TableResult, render_text
@@ -387,3 +389,33 @@ def test_a_table_used_by_many_subnets_is_one_short_line() -> None:
     )
     assert lines[4] == "    rtb-2       none              used by no subnet"
     assert lines[5] == "    rtb-3       error      route table rtb-3 not found"
+
+
+# --- the documents say what the code says ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_runbook_quotes_aws_as_the_doctor_does() -> None:
+    """The warning's two quotations appear word for word in the runbook's troubleshooting row,
+    and every line kind of subnets_reach_vip has a row in section 10."""
+    runbook = (ROOT / "docs/operations.md").read_text(encoding="utf-8")
+    for quoted in re.findall(r'"([^"]+)"', doctor.ROUTE_RULE + doctor.OVERLAY_RULE):
+        assert f'"{quoted}"' in runbook, quoted
+    start = runbook.index("### Which subnets reach it now")
+    section = runbook[start : runbook.index("\n## 11.", start)]
+    for line in (
+        "all N subnet(s) reach the VIP here",
+        "another member's ENI: as expected, IRIS says this member is backup",
+        "table not selected: ",
+        "no VIP route: ",
+        "VIP route is a blackhole",
+        "claim on the primary (expected when this member is the backup)",
+        "the VIP is split between targets",
+        "route table not in the describe",
+        "no subnet uses a selected route table",
+    ):
+        assert line in section, line
+    source = (ROOT / "python/mirror_vip/doctor.py").read_text(encoding="utf-8")
+    for line in ("table not selected: ", "no VIP route: ", "the VIP is split between targets"):
+        assert line in source, line
