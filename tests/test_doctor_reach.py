@@ -416,6 +416,6 @@ def test_the_runbook_quotes_aws_as_the_doctor_does() -> None:
         "no subnet uses a selected route table",
     ):
         assert line in section, line
-    source = (ROOT / "python/mirror_vip/doctor.py").read_text(encoding="utf-8")
+    source = (ROOT / "python/mirror_vip/reach.py").read_text(encoding="utf-8")
     for line in ("table not selected: ", "no VIP route: ", "the VIP is split between targets"):
         assert line in source, line

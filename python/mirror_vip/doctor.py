@@ -13,7 +13,7 @@ import botocore
 from . import reach, routes
 from .aws import MAX_PARALLEL_WRITES, Deadline, aws_error, call, checked, error_code
 from .errors import IdentityError, MirrorVipError
-from .report import FAIL, PASS, WARN, Check, Report, few
+from .report import FAIL, PASS, WARN, Check, Report
 from .settings import Settings
 
 if TYPE_CHECKING:  # api imports this module; the type is only for annotations
@@ -58,7 +58,7 @@ def run_checks(
     add(_source_dest_check(report, ctx))
     add(_tables_selected(report, layout, ctx))
     if layout.tables:
-        add(_subnets_reach_vip(report, layout, vpc, ctx))
+        add(reach.check(report, layout, vpc, ctx.identity.eni, ctx.identity.vpc_id))
         add(_permissions(vip, layout, ctx))
 
 
@@ -209,98 +209,6 @@ def _tables_selected(report: Report, layout: routes.Layout, ctx: Context) -> Che
         )
     ids = ", ".join(t.id + (" (main)" if t.main else "") for t in layout.tables)
     return Check("route_tables", PASS, f"{len(layout.tables)} selected: {ids}")
-
-
-def _subnets_reach_vip(
-    report: Report, layout: routes.Layout, vpc: reach.VpcRouting, ctx: Context
-) -> Check:
-    """Who can reach the VIP: every subnet's table (its explicit association, else the main
-    table), and whether that table sends the VIP here. Fails when no subnet uses a selected
-    table (a claim would route the VIP for no client); warns naming the subnets that do not
-    reach it here; on a member IRIS calls a backup, routes to one other ENI are expected."""
-    reach.annotate(report.route_tables, vpc)
-    selected = [t.id for t in layout.tables]
-    found = reach.verdicts(vpc, selected, ctx.identity.eni)
-    groups = reach.by_verdict(found)
-    skipped = (
-        f"; {len(vpc.ipv6_only)} IPv6-only subnet(s) left out (an IPv4 VIP is not reachable "
-        "from them)"
-        if vpc.ipv6_only
-        else ""
-    )
-    if not found:
-        return Check("subnets_reach_vip", WARN, f"no IPv4 subnet in {ctx.identity.vpc_id}{skipped}")
-    using = [f for f in found if f.verdict != reach.UNSELECTED]
-    if not using:
-        return Check(
-            "subnets_reach_vip",
-            FAIL,
-            f"no subnet uses a selected route table ({few(selected)}): a claim routes the VIP "
-            f"for no client; the {len(found)} subnet(s) use {few(reach.tables_of(found))}; "
-            "fix: select the tables of the clients' subnets (route_tables or route_table_tag)",
-        )
-    elsewhere = reach.targets(groups.get(reach.ELSEWHERE, []))
-    role = str(report.iris.get("role") or "").lower()
-    expected = role in NOT_PRIMARY_ROLES and len(elsewhere) == 1 and reach.HERE not in groups
-    tables = len({f.table for f in using})
-    if expected:
-        groups.pop(reach.ELSEWHERE)
-    bad = [g for g in REACH_ORDER if g in groups and g != reach.HERE]
-    if not bad:
-        where = (
-            f"at {elsewhere[0]} (another member's ENI: as expected, IRIS says this member is "
-            f"{role})"
-            if expected
-            else "here"
-        )
-        return Check(
-            "subnets_reach_vip",
-            PASS,
-            f"all {len(found)} subnet(s) reach the VIP {where}, through {tables} selected "
-            f"table(s){skipped}",
-        )
-    missing = sum(len(groups[g]) for g in bad)
-    parts = [_reach_problem(g, groups[g], role, reach.HERE in groups) for g in bad]
-    return Check(
-        "subnets_reach_vip",
-        WARN,
-        f"{missing} of {len(found)} subnet(s) do not reach the VIP here: {'; '.join(parts)}"
-        f"{skipped}",
-    )
-
-
-NOT_PRIMARY_ROLES = ("backup", "async")  # IRIS roles whose member does not hold the VIP
-REACH_ORDER = (
-    reach.UNSELECTED,
-    reach.NO_ROUTE,
-    reach.BLACKHOLE,
-    reach.ELSEWHERE,
-    reach.UNKNOWN,
-    reach.HERE,
-)
-
-
-def _reach_problem(verdict: str, items: List[reach.SubnetRoute], role: str, split: bool) -> str:
-    """One group of subnets that do not reach the VIP here, with its fix."""
-    where = reach.named(items)
-    if verdict == reach.UNSELECTED:
-        return (
-            f"table not selected: {where}: if clients there need the VIP, select it "
-            "(route_tables or route_table_tag)"
-        )
-    if verdict == reach.NO_ROUTE:
-        return f"no VIP route: {where}: claim on the primary"
-    if verdict == reach.BLACKHOLE:
-        return f"VIP route is a blackhole (its target is gone): {where}: claim on the primary"
-    if verdict == reach.ELSEWHERE:
-        if split:
-            fix = "the VIP is split between targets: claim on the primary"
-        elif role == "primary":
-            fix = "claim (IRIS says this member is the primary)"
-        else:
-            fix = "claim on the primary (expected when this member is the backup)"
-        return f"routed to {few(reach.targets(items))}: {where}: {fix}"
-    return f"route table not in the describe: {where}: run doctor again"
 
 
 def _permissions(vip: str, layout: routes.Layout, ctx: Context) -> Check:

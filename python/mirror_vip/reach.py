@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import routes
 from .aws import Deadline
-from .report import ERROR, TableResult, few
+from .report import ERROR, FAIL, PASS, WARN, Check, Report, TableResult, few
 from .settings import Settings
 
 # where a subnet's table sends the VIP
@@ -35,6 +35,9 @@ UNKNOWN = "unknown"  # no explicit association, and no main table in the describ
 
 # an association in these states no longer (or never did) route the subnet
 GONE = ("disassociating", "disassociated", "failed")
+# the order the doctor's line names the kinds of subnets that do not reach the VIP here
+ORDER = (UNSELECTED, NO_ROUTE, BLACKHOLE, ELSEWHERE, UNKNOWN)
+NOT_PRIMARY_ROLES = ("backup", "async")  # IRIS roles whose member does not hold the VIP
 
 
 @dataclass
@@ -184,3 +187,86 @@ def unselected_warning(layout: routes.Layout, vpc: VpcRouting) -> Optional[str]:
             f"{named(found[UNKNOWN])}; run doctor"
         )
     return "; ".join(parts) or None
+
+
+# --- the doctor's check ---------------------------------------------------------------------------
+
+
+def check(report: Report, layout: routes.Layout, vpc: VpcRouting, eni: str, vpc_id: str) -> Check:
+    """Who can reach the VIP: every subnet's table (its explicit association, else the main
+    table), and whether that table sends the VIP here. Fails when no subnet uses a selected
+    table (a claim would route the VIP for no client); warns naming the subnets that do not
+    reach it here; on a member IRIS calls a backup, routes to one other ENI are expected."""
+    annotate(report.route_tables, vpc)
+    selected = [t.id for t in layout.tables]
+    found = verdicts(vpc, selected, eni)
+    groups = by_verdict(found)
+    skipped = (
+        f"; {len(vpc.ipv6_only)} IPv6-only subnet(s) left out (an IPv4 VIP is not reachable "
+        "from them)"
+        if vpc.ipv6_only
+        else ""
+    )
+    if not found:
+        return Check("subnets_reach_vip", WARN, f"no IPv4 subnet in {vpc_id}{skipped}")
+    using = [f for f in found if f.verdict != UNSELECTED]
+    if not using:
+        return Check(
+            "subnets_reach_vip",
+            FAIL,
+            f"no subnet uses a selected route table ({few(selected)}): a claim routes the VIP "
+            f"for no client; the {len(found)} subnet(s) use {few(tables_of(found))}; "
+            "fix: select the tables of the clients' subnets (route_tables or route_table_tag)",
+        )
+    elsewhere = targets(groups.get(ELSEWHERE, []))
+    role = str(report.iris.get("role") or "").lower()
+    expected = role in NOT_PRIMARY_ROLES and len(elsewhere) == 1 and HERE not in groups
+    tables = len({f.table for f in using})
+    if expected:
+        groups.pop(ELSEWHERE)
+    bad = [g for g in ORDER if g in groups]
+    if not bad:
+        where = (
+            f"at {elsewhere[0]} (another member's ENI: as expected, IRIS says this member is "
+            f"{role})"
+            if expected
+            else "here"
+        )
+        return Check(
+            "subnets_reach_vip",
+            PASS,
+            f"all {len(found)} subnet(s) reach the VIP {where}, through {tables} selected "
+            f"table(s){skipped}",
+        )
+    missing = sum(len(groups[g]) for g in bad)
+    split = HERE in groups
+    parts = [_problem(g, groups[g], role, split) for g in bad]
+    return Check(
+        "subnets_reach_vip",
+        WARN,
+        f"{missing} of {len(found)} subnet(s) do not reach the VIP here: {'; '.join(parts)}"
+        f"{skipped}",
+    )
+
+
+def _problem(verdict: str, items: List[SubnetRoute], role: str, split: bool) -> str:
+    """One group of subnets that do not reach the VIP here, with its fix."""
+    where = named(items)
+    if verdict == UNSELECTED:
+        return (
+            f"table not selected: {where}: if clients there need the VIP, select it "
+            "(route_tables or route_table_tag)"
+        )
+    if verdict == NO_ROUTE:
+        return f"no VIP route: {where}: claim on the primary"
+    if verdict == BLACKHOLE:
+        return f"VIP route is a blackhole (its target is gone): {where}: claim on the primary"
+    if verdict == ELSEWHERE:
+        if split:
+            fix = "the VIP is split between targets: claim on the primary"
+        elif role == "primary":
+            fix = "claim (IRIS says this member is the primary)"
+        else:
+            fix = "claim on the primary (expected when this member is the backup)"
+        return f"routed to {few(targets(items))}: {where}: {fix}"
+    return f"route table not in the describe: {where}: run doctor again"
