@@ -419,3 +419,17 @@ def test_the_runbook_quotes_aws_as_the_doctor_does() -> None:
     source = (ROOT / "python/mirror_vip/reach.py").read_text(encoding="utf-8")
     for line in ("table not selected: ", "no VIP route: ", "the VIP is split between targets"):
         assert line in source, line
+
+
+def test_routes_to_two_other_enis_are_a_split_too(member_a: World) -> None:
+    """Neither route here, but two different targets: never 'as expected', even on a backup."""
+    w = member_a
+    t0 = w.tables[0]
+    stray = w.ec2.create_network_interface(SubnetId=w.b.subnet_id)["NetworkInterface"]
+    w.route(w.main_table, w.b.eni)
+    w.route(t0, stray["NetworkInterfaceId"])
+    subnet(w, "10.20.3.0/24", t0)
+    check = found(api.doctor(chosen(), iris={"role": "backup"}))["subnets_reach_vip"]
+    assert check.status == WARN, check
+    assert "the VIP is split between targets: claim on the primary" in check.detail
+    assert "expected" not in check.detail

@@ -239,7 +239,7 @@ def check(report: Report, layout: routes.Layout, vpc: VpcRouting, eni: str, vpc_
             f"table(s){skipped}",
         )
     missing = sum(len(groups[g]) for g in bad)
-    split = HERE in groups
+    split = HERE in groups or len(elsewhere) > 1  # clients reach different members
     parts = [_problem(g, groups[g], role, split) for g in bad]
     return Check(
         "subnets_reach_vip",
