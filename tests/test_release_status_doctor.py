@@ -89,6 +89,9 @@ def test_status_shows_a_blackhole(member_a: World) -> None:
 
 
 def test_doctor_all_green(member_a: World, aws: AwsLike) -> None:
+    w = member_a
+    w.route(w.main_table, w.a.eni)  # both subnets use the main table: they reach the VIP here
+    aws.calls.clear()
     report = api.doctor(chosen())
     assert report.ok, report.checks
     assert checks(report) == {
@@ -99,11 +102,13 @@ def test_doctor_all_green(member_a: World, aws: AwsLike) -> None:
         "vip_outside_vpc_cidr": PASS,
         "source_dest_check": PASS,
         "route_tables": PASS,
+        "subnets_reach_vip": PASS,
         "permissions": PASS,
     }
     assert aws.count("CreateRoute", "ReplaceRoute", "DeleteRoute") == 9  # 3 probes x 3 tables
     assert all(str(p["DryRun"]).lower() == "true" for _, p in aws.writes)
-    assert set(member_a.targets().values()) == {None}  # probes changed nothing
+    # probes changed nothing
+    assert w.targets() == {w.main_table: w.a.eni, w.tables[0]: None, w.tables[1]: None}
 
 
 def test_doctor_finds_what_is_wrong(member_a: World, aws: AwsLike, fake_host: FakeHost) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import cache, deletes, fastpath, host, imds, routes, switchtime
+from . import cache, deletes, fastpath, host, imds, reach, routes, switchtime
 from .aws import (
     MAX_PARALLEL_WRITES,
     Deadline,
@@ -255,12 +255,15 @@ def release(
 
 
 def status(chosen: Settings, *, iris: Optional[Dict[str, Any]] = None) -> Report:
-    """Read-only: this instance, the VIP on the interface, and where each table's route points."""
+    """Read-only: this instance, the VIP on the interface, where each table's route points and
+    which subnets use each table (reach.py: the VPC's every table, in the same one describe)."""
     with _reporting("status", chosen, iris) as report:
         ctx = _context(chosen, report)
         vip = str(ctx.settings.vip)
-        layout = _read_layout(ctx)
+        layout, vpc = reach.read(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
         report.route_tables = routes.as_status(layout, ctx.identity.vpc_id, chosen)
+        reach.annotate(report.route_tables, vpc)
+        _warn(report, reach.unselected_warning(layout, vpc))
         report.source_dest_check = source_dest_check(ctx.ec2, ctx.identity.eni, ctx.deadline)
         inside = routes.subnet_containing(vip, layout.subnets)
         if inside:

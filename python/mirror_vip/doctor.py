@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import botocore
 
-from . import routes
+from . import reach, routes
 from .aws import MAX_PARALLEL_WRITES, Deadline, aws_error, call, checked, error_code
 from .errors import IdentityError, MirrorVipError
 from .report import FAIL, PASS, WARN, Check, Report
@@ -49,7 +49,7 @@ def run_checks(
         add(Check("imds", WARN, "not used: eni and region were given"))
     add(_vip_on_interface(report, ctx))
     try:
-        layout = routes.read_layout(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
+        layout, vpc = reach.read(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
     except MirrorVipError as exc:
         add(Check("ec2_read", FAIL, str(exc)))
         return
@@ -58,6 +58,7 @@ def run_checks(
     add(_source_dest_check(report, ctx))
     add(_tables_selected(report, layout, ctx))
     if layout.tables:
+        add(reach.check(report, layout, vpc, ctx.identity.eni, ctx.identity.vpc_id))
         add(_permissions(vip, layout, ctx))
 
 
@@ -110,14 +111,39 @@ def _outside_subnets(vip: str, layout: routes.Layout) -> Check:
     return Check("vip_outside_subnets", PASS, f"{vip} is outside all {len(layout.subnets)} subnets")
 
 
+# What AWS documents about a VIP inside the VPC CIDR, quoted in the warning (DESIGN.md, AWS facts).
+# Amazon VPC User Guide, "Configure route tables", Subnet route tables, Rules and considerations:
+ROUTE_RULE = (
+    "AWS's VPC User Guide (Subnet route tables) allows a route more specific than the local "
+    'route only when "the destination must match the entire IPv4 or IPv6 CIDR block of a subnet '
+    'in your VPC"'
+)
+# "SAP on AWS High Availability with Overlay IP Address Routing", SAP on AWS High Availability
+# Setup: "AWS allows you to configure Overlay IP (OIP) outside of your VPC CIDR block".
+OVERLAY_RULE = (
+    "its SAP overlay IP guide (SAP on AWS High Availability with Overlay IP Address Routing) "
+    'puts overlay IPs "outside of your VPC CIDR block"'
+)
+
+
 def _outside_vpc_cidr(vip: str, ctx: Context) -> Check:
-    vpcs = checked(
-        "DescribeVpcs",
-        ctx.identity.vpc_id,
-        ctx.ec2.describe_vpcs,
-        ctx.deadline,
-        VpcIds=[ctx.identity.vpc_id],
-    ).get("Vpcs", [])
+    """A VIP inside the VPC CIDR (and outside every subnet) is reported to work, but AWS
+    documents neither the route nor the address: a warning that quotes what AWS does say."""
+    try:
+        vpcs = checked(
+            "DescribeVpcs",
+            ctx.identity.vpc_id,
+            ctx.ec2.describe_vpcs,
+            ctx.deadline,
+            VpcIds=[ctx.identity.vpc_id],
+        ).get("Vpcs", [])
+    except MirrorVipError as exc:
+        return Check(
+            "vip_outside_vpc_cidr",
+            FAIL,
+            f"cannot read the VPC's CIDRs (ec2:DescribeVpcs), so whether {vip} is inside "
+            f"them is unknown: {exc}",
+        )
     cidrs = [
         a["CidrBlock"]
         for v in vpcs
@@ -130,8 +156,9 @@ def _outside_vpc_cidr(vip: str, ctx: Context) -> Check:
         return Check(
             "vip_outside_vpc_cidr",
             WARN,
-            f"{vip} is inside the VPC CIDR {inside[0]}: reported to work, but AWS documents "
-            "overlay IPs outside the VPC CIDR; prefer such an address",
+            f"{vip} is inside the VPC CIDR {inside[0]}: reported to work, but undocumented: "
+            f"{ROUTE_RULE}, and {OVERLAY_RULE}; fix: move the VIP outside the VPC's CIDRs "
+            "(on both hosts and in the settings)",
         )
     return Check("vip_outside_vpc_cidr", PASS, f"{vip} is outside {', '.join(cidrs) or 'the VPC'}")
 

@@ -36,6 +36,11 @@ class TableResult:
     error: Optional[str] = None
     state: Optional[str] = None  # AWS's route state: active | blackhole
     main: bool = False
+    # The VPC's subnets (with an IPv4 CIDR) that route through this table: its explicit
+    # associations, and for the main table every subnet without one. None when not read (only
+    # status and doctor read the VPC's associations; the JSON then leaves the key out), []
+    # when no subnet uses the table.
+    subnets: Optional[List[str]] = None
 
 
 @dataclass
@@ -103,6 +108,9 @@ class Report:
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data["outcome"] = self.outcome
+        for table in data["route_tables"]:
+            if table["subnets"] is None:  # not read: the JSON of before the field, unchanged
+                del table["subnets"]
         return data
 
     def to_json(self, indent: Optional[int] = None) -> str:
@@ -177,6 +185,15 @@ def _target(report: Report, target: Optional[str], state: Optional[str] = None) 
     return target
 
 
+SHOWN_IDS = 3  # ids a text line names before it counts the rest
+
+
+def few(ids: List[str], limit: int = SHOWN_IDS) -> str:
+    """The first LIMIT ids and how many more: a VPC may hold hundreds of subnets."""
+    shown = ", ".join(ids[:limit])
+    return f"{shown} (+{len(ids) - limit} more)" if len(ids) > limit else shown
+
+
 def render_text(report: Report) -> str:
     """Short, aligned, human text: what is, what changed, what to do next."""
     lines: List[str] = []
@@ -204,9 +221,10 @@ def render_text(report: Report) -> str:
         lines.append(f"  {'failover':<10}{_failover_fact(report)}")
     if report.route_tables:
         width = max(len(t.id) for t in report.route_tables)
+        targets = max(len(_target(report, t.after, t.state)) for t in report.route_tables)
         lines.append("  route tables")
         for t in report.route_tables:
-            lines.append("    " + _table_line(report, t, width))
+            lines.append("    " + _table_line(report, t, width, targets))
     for check in report.checks:
         mark = {PASS: "ok  ", WARN: "warn", FAIL: "FAIL"}.get(check.status, check.status)
         lines.append(f"  [{mark}] {check.name:<22} {check.detail}")
@@ -253,17 +271,28 @@ def _eni_fact(report: Report) -> Optional[str]:
     return f"{report.eni}  (source/dest check {state})"
 
 
-def _table_line(report: Report, t: TableResult, width: int) -> str:
+def _table_line(report: Report, t: TableResult, width: int, targets: int) -> str:
     label = t.id.ljust(width) + (" main" if t.main else "     ")
     if t.action == ERROR:
         return f"{label}  error      {t.error}"
     read_only = report.command in READ_ONLY
+    if read_only and t.subnets is not None:
+        target = _target(report, t.after, t.state).ljust(targets)
+        return f"{label}  {target}  {_used_by(t.subnets)}"
     if read_only or t.action == UNCHANGED:
         note = "" if read_only else t.action
         return f"{label}  {_target(report, t.after, t.state)}  {note}".rstrip()
     before = _target(report, t.before, None)
     after = _target(report, t.after, None)
     return f"{label}  {t.action:<13}{before} -> {after}"
+
+
+def _used_by(subnets: List[str]) -> str:
+    if not subnets:
+        return "used by no subnet"
+    if len(subnets) > SHOWN_IDS:
+        return f"used by {len(subnets)} subnets: {few(subnets)}"
+    return f"used by {few(subnets)}"
 
 
 def summary(report: Report) -> str:

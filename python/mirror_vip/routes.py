@@ -99,19 +99,31 @@ def read_tables(
         vpc_id,
         Filters=table_filters(chosen, vpc_id),
     )
+    return select_tables(raw_tables, chosen)
+
+
+def select_tables(
+    raw_tables: Sequence[Dict[str, Any]], chosen: Settings
+) -> Tuple[List[Table], List[str]]:
+    """The selected tables among described ones, in the claim's order, and the ids asked for
+    that are not among them. The claim's describe has EC2 filter by the same rules (only the
+    tag is always checked here too); status and doctor read the whole VPC and select here."""
     tag = chosen.route_table_tag
+    wanted = [] if chosen.route_tables == ALL_TABLES else list(chosen.route_tables)
+    ids = set(wanted)
     tables = [
-        _table(raw, chosen.destination) for raw in raw_tables if tag is None or has_tag(raw, tag)
+        as_table(raw, chosen.destination)
+        for raw in raw_tables
+        if (tag is None or has_tag(raw, tag)) and (not ids or raw["RouteTableId"] in ids)
     ]
     found = {t.id for t in tables}
-    wanted = [] if chosen.route_tables == ALL_TABLES else list(chosen.route_tables)
     missing = [rtb for rtb in wanted if rtb not in found]
     order = {rtb: i for i, rtb in enumerate(wanted)}
     tables.sort(key=lambda t: (order.get(t.id, len(order)), not t.main, t.id))
     return tables, missing
 
 
-def _table(raw: Dict[str, Any], destination: Optional[str]) -> Table:
+def as_table(raw: Dict[str, Any], destination: Optional[str]) -> Table:
     route = next(
         (r for r in raw.get("Routes", []) if r.get("DestinationCidrBlock") == destination), None
     )
@@ -120,7 +132,11 @@ def _table(raw: Dict[str, Any], destination: Optional[str]) -> Table:
 
 
 def read_subnets(ec2: Any, vpc_id: str, deadline: Deadline) -> List[Tuple[str, str]]:
-    subnets = all_pages(
+    return ipv4_subnets(describe_subnets(ec2, vpc_id, deadline))
+
+
+def describe_subnets(ec2: Any, vpc_id: str, deadline: Deadline) -> List[Dict[str, Any]]:
+    return all_pages(
         ec2.describe_subnets,
         "Subnets",
         deadline,
@@ -128,7 +144,11 @@ def read_subnets(ec2: Any, vpc_id: str, deadline: Deadline) -> List[Tuple[str, s
         vpc_id,
         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
     )
-    return [(str(s["SubnetId"]), str(s["CidrBlock"])) for s in subnets if s.get("CidrBlock")]
+
+
+def ipv4_subnets(raw_subnets: Sequence[Dict[str, Any]]) -> List[Tuple[str, str]]:
+    """(id, IPv4 CIDR) of each subnet that has one (an IPv6-only subnet has none)."""
+    return [(str(s["SubnetId"]), str(s["CidrBlock"])) for s in raw_subnets if s.get("CidrBlock")]
 
 
 def all_pages(
