@@ -2,7 +2,8 @@
 
 We build on botocore's IMDSFetcher, as botocore's own region fetcher does: it already resolves
 AWS_EC2_METADATA_SERVICE_ENDPOINT (and the endpoint mode) from the session's config, checks it,
-honours AWS_EC2_METADATA_DISABLED, and holds the HTTP session (proxies from the environment).
+honours AWS_EC2_METADATA_DISABLED, and holds the HTTP session (given one without proxies:
+unproxied.py).
 The requests are our own: botocore's helpers (`_fetch_metadata_token`, `_get_request`) retry
 within themselves, turn a read timeout on the token into "no token" and a refused connection
 into the same silence, and know no deadline. Here each request goes through the product's one
@@ -28,7 +29,7 @@ from botocore.exceptions import (
 )
 from botocore.utils import IMDSFetcher
 
-from . import watchdog
+from . import unproxied, watchdog
 from .aws import Deadline, retrying
 from .errors import IdentityError
 from .failures import CONNECTION_ERRORS, AttemptTimedOut, OutOfTime, describe, reason
@@ -74,6 +75,7 @@ class _Imds(IMDSFetcher):
         super().__init__(timeout=TIMEOUT_S, num_attempts=1, config=config)
         self._deadline = deadline
         self._token: Optional[str] = None
+        unproxied.unproxy(self)  # IMDS directly, whatever HTTP_PROXY says
         watchdog.install(self._private._session)
 
     @property
@@ -174,8 +176,8 @@ def _checked(what: str, value: str, pattern: Any, expected: str) -> str:
         return value
     shown = repr(value[:60]) + ("..." if len(value) > 60 else "")
     raise IdentityError(
-        f"IMDS answered unexpectedly for {what}: {shown}, not {expected}; is a proxy answering "
-        "for it? (check HTTP_PROXY, NO_PROXY, AWS_EC2_METADATA_SERVICE_ENDPOINT)"
+        f"IMDS answered unexpectedly for {what}: {shown}, not {expected}; is something else "
+        "answering for it? (check AWS_EC2_METADATA_SERVICE_ENDPOINT)"
     )
 
 
