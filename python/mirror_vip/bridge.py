@@ -102,8 +102,15 @@ def validate_setting(key: str, value_json: str, current_json: str = "{}") -> str
 
 
 def validate_settings(settings_json: str) -> str:
-    """Validate a whole settings object: {"ok": true, "settings": {...}} or {"ok": false, ...}."""
-    return _answer(lambda: {"settings": settings.from_json(settings_json).to_dict()})
+    """Validate a whole settings object: {"ok": true, "settings": {...}, "shown": {...}} or
+    {"ok": false, ...}. "settings" is what to store; "shown" what to display (a proxy's
+    password masked: MirrorVip.Config's Show prints it)."""
+
+    def run() -> Dict[str, Any]:
+        chosen = settings.from_json(settings_json)
+        return {"settings": chosen.to_dict(), "shown": chosen.shown()}
+
+    return _answer(run)
 
 
 def _run(
