@@ -112,6 +112,24 @@ class _Imds(IMDSFetcher):
             return _checked(what, text, *VALUES[path.rsplit("/", 1)[-1]])
         raise IdentityError(f"IMDS refused two fresh tokens for {what} (401)")
 
+    def once(self, method: str, path: str, headers: Any) -> Tuple[Optional[int], str, str]:
+        """(status, text, "") of one try, or (None, "", why) when it got no answer."""
+        url = self._private._construct_url(path)
+
+        def send() -> Tuple[int, str]:
+            response = self._private._session.send(
+                AWSRequest(method=method, url=url, headers=headers).prepare()
+            )
+            return int(response.status_code), str(response.text or "").strip()
+
+        try:
+            status, text = retrying(send, self._deadline, TIMEOUT_S, 1, _transient)
+        except OutOfTime as exc:
+            return None, "", _trouble(exc.last) if exc.last else "no time left to ask"
+        except BotoCoreError as exc:
+            return None, "", _trouble(exc)
+        return status, text, ""
+
     def _fetch_token(self) -> str:
         status, text = self._request(
             "PUT", "IMDSv2 token", TOKEN_PATH, {"x-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL_S}
@@ -179,6 +197,32 @@ def _checked(what: str, value: str, pattern: Any, expected: str) -> str:
         f"IMDS answered unexpectedly for {what}: {shown}, not {expected}; is something else "
         "answering for it? (check AWS_EC2_METADATA_SERVICE_ENDPOINT)"
     )
+
+
+@dataclass(frozen=True)
+class TokenProbe:
+    """One IMDSv2 token PUT and, when it got no answer, one GET without a token: what tells a
+    hop limit too low for this network path (the PUT's answer never arrives, a GET's does)."""
+
+    endpoint: str
+    put: Optional[int]  # the PUT's HTTP status; None: no answer
+    put_failure: str  # why the PUT got no answer, in words ("" when it got one)
+    get: Optional[int] = None  # the tokenless GET's status (401 with IMDSv1 off); None: none
+    instance_id: Optional[str] = None  # what that GET answered, when IMDSv1 is on
+
+
+def probe_token(session: botocore.session.Session, deadline: Deadline) -> Optional[TokenProbe]:
+    """One try of each (TIMEOUT_S, watchdog-bounded), never raising; None when IMDS is
+    disabled (AWS_EC2_METADATA_DISABLED)."""
+    imds = _Imds(session, deadline)
+    if imds.disabled:
+        return None
+    put, _, why = imds.once("PUT", TOKEN_PATH, {"x-aws-ec2-metadata-token-ttl-seconds": "60"})
+    if put is not None:
+        return TokenProbe(imds.endpoint, put, "")
+    get, text, _ = imds.once("GET", "latest/meta-data/instance-id", {})
+    found = text if get == 200 and VALUES["instance-id"][0].fullmatch(text) else None
+    return TokenProbe(imds.endpoint, None, why, get, found)
 
 
 def fetch_identity(

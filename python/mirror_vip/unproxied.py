@@ -18,9 +18,9 @@ from typing import Any
 from botocore.httpsession import URLLib3Session
 
 
-def session(timeout: Any) -> URLLib3Session:
+def session(timeout: Any, verify: Any = True) -> URLLib3Session:
     """An HTTP session that sends every request straight to its URL."""
-    return URLLib3Session(timeout=timeout, proxies={})
+    return URLLib3Session(verify=verify, timeout=timeout, proxies={})
 
 
 def unproxy(fetcher: Any) -> bool:
