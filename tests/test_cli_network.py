@@ -79,3 +79,17 @@ def test_bad_network_settings_in_a_config_file_too(recorder: Recorder, tmp_path:
     done = run_cli(recorder, tmp_path, [*CLAIM, "--config", str(config), "--json"])
     assert done.returncode == 2 and "hunter2" not in done.stdout + done.stderr
     assert "svc:***@proxy.corp.example" in done.stdout
+
+
+def test_a_socks_https_proxy_in_the_environment_is_refused_unless_the_setting_replaces_it(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    env = {"HTTPS_PROXY": "socks5://svc:hunter2@proxy.corp.example:1080"}
+    done = run_cli(recorder, tmp_path, CLAIM, env)
+    line = assert_refused(done, recorder, "invalid HTTPS_PROXY ", "not SOCKS", "or unset it")
+    assert "hunter2" not in line
+    # with the setting, HTTPS_PROXY is not botocore's to read: the run goes on (and is sent)
+    done = run_cli(
+        recorder, tmp_path, [*CLAIM, "--proxy", "http://127.0.0.1:9", "--deadline", "2"], env
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr

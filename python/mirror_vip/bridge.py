@@ -126,7 +126,7 @@ def _run(
         chosen = settings.from_json(settings_json)
         from . import api, environment  # botocore loads here: validation works without it
 
-        environment.check()  # the AWS_* variables botocore reads are input too
+        environment.check(proxy_setting=bool(chosen.proxy))  # botocore's variables: input too
         run: Callable[..., Report] = getattr(api, command)
         report = run(chosen, iris=iris, **options)
     except MirrorVipError as exc:

@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> Report:
         options["use_cache"] = args.use_cache
     try:
         chosen = settings.load(_overrides(args), args.config)
-        environment.check()  # the AWS_* variables botocore reads are input too
+        environment.check(proxy_setting=bool(chosen.proxy))  # botocore's variables: input too
     except MirrorVipError as exc:
         report = Report(command=args.command, dry_run=bool(options.get("dry_run")))
         report.fail(str(exc), exc.exit_code)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Optional, Tuple
+from typing import Any, Optional
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from .errors import ConfigError, shown
@@ -57,21 +57,36 @@ def validate_proxy(value: Any) -> Optional[str]:
     if value is None or value == "":
         return None
     text = _url_text("proxy", value)
+    _proxy_url("proxy", text, text, require_port=True)
+    return text.rstrip("/")
+
+
+def check_proxy_variable(name: str, value: str) -> None:
+    """NAME (HTTPS_PROXY or https_proxy) as botocore reads it (httpsession.ProxyConfiguration
+    ._fix_proxy_url): a value without a scheme is taken as http://, a port may be left out."""
+    text = _url_text(name, value)
+    if text.startswith(("http:", "https:")):
+        url = text
+    else:
+        url = "http:" + text if text.startswith("//") else "http://" + text
+    _proxy_url(name, text, url, require_port=False)
+
+
+def _proxy_url(key: str, text: str, url: str, require_port: bool) -> None:
     safe = shown(masked(text))
-    parts = _split("proxy", text, safe, PROXY_EXAMPLE)
+    if text.partition("://")[0].lower().startswith("socks"):
+        raise _bad(key, safe, "botocore speaks HTTP to a proxy, not SOCKS", PROXY_EXAMPLE)
+    parts = _split(key, url, safe, PROXY_EXAMPLE)
     scheme = parts.scheme.lower()
-    if scheme.startswith("socks"):
-        raise _bad("proxy", safe, "botocore speaks HTTP to a proxy, not SOCKS", PROXY_EXAMPLE)
     if scheme not in ("http", "https") or not parts.netloc:
         problem = "expected http:// or https:// and the proxy's host"
-        raise _bad("proxy", safe, problem, PROXY_EXAMPLE)
-    _host("proxy", parts, safe, PROXY_EXAMPLE)
-    if parts.port is None:
-        raise _bad("proxy", safe, "the proxy's port is missing", PROXY_EXAMPLE)
-    _nothing_after_host("proxy", parts, safe, PROXY_EXAMPLE)
+        raise _bad(key, safe, problem, PROXY_EXAMPLE)
+    _host(key, parts, safe, PROXY_EXAMPLE)
+    if require_port and parts.port is None:
+        raise _bad(key, safe, "the proxy's port is missing", PROXY_EXAMPLE)
+    _nothing_after_host(key, parts, safe, PROXY_EXAMPLE)
     if "@" in parts.netloc:
-        _credentials(parts, safe)
-    return text.rstrip("/")
+        _credentials(key, parts, safe)
 
 
 def validate_endpoint(key: str, value: Any, service: str) -> Optional[str]:
@@ -96,13 +111,14 @@ def _url_text(key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(
             f"invalid {key} {shown(value)}: expected a URL as a string; pass e.g. "
-            f"{PROXY_EXAMPLE if key == 'proxy' else ENDPOINT_EXAMPLES[key.split('_')[0]]}"
+            f"{ENDPOINT_EXAMPLES.get(key.split('_')[0], PROXY_EXAMPLE)}"
         )
     text = value.strip()
     if any(c.isspace() or not c.isprintable() or not c.isascii() for c in text):
+        unset = ", or unset it" if _is_variable(key) else ""
         raise ConfigError(
             f"invalid {key} {shown(masked(text))}: it contains whitespace, a control or a "
-            "non-ASCII character; percent-encode such characters (a space as %20)"
+            f"non-ASCII character; percent-encode such characters (a space as %20){unset}"
         )
     return text
 
@@ -111,7 +127,7 @@ def _split(key: str, text: str, safe: str, example: str) -> SplitResult:
     """urlsplit's parts; the user information checked first, so that a password that breaks
     the parse (a '/' in it) is not taken for a host or port and repeated in a message."""
     userinfo, at, _ = text.partition("//")[2].rpartition("@")
-    if at and key != "proxy":
+    if at and key.lower() not in ("proxy", "https_proxy"):
         raise _bad(key, safe, "an endpoint URL carries no user or password", example)
     if at and not _USERINFO.fullmatch(userinfo):
         raise _bad(
@@ -150,7 +166,7 @@ def _nothing_after_host(key: str, parts: SplitResult, safe: str, example: str) -
         raise _bad(key, safe, "expected scheme://host:port and nothing after it", example)
 
 
-def _credentials(parts: SplitResult, safe: str) -> None:
+def _credentials(key: str, parts: SplitResult, safe: str) -> None:
     problem = None
     if not parts.username or not parts.password:
         problem = (
@@ -160,7 +176,7 @@ def _credentials(parts: SplitResult, safe: str) -> None:
     elif not (unquote(parts.username).isascii() and unquote(parts.password).isascii()):
         problem = "botocore sends proxy credentials as ASCII; the decoded user or password is not"
     if problem:
-        raise _bad("proxy", safe, problem, PROXY_EXAMPLE)
+        raise _bad(key, safe, problem, PROXY_EXAMPLE)
 
 
 def _other_service(host: str, service: str) -> Optional[str]:
@@ -181,10 +197,13 @@ def _other_service(host: str, service: str) -> Optional[str]:
 
 
 def _bad(key: str, safe: str, problem: str, example: str) -> ConfigError:
+    if _is_variable(key):
+        return ConfigError(
+            f"invalid {key} {safe}: {problem}; set it to a URL such as {example}, or unset it"
+        )
     return ConfigError(f"invalid {key} {safe}: {problem}; pass a URL such as {example}")
 
 
-def split_host_port(url: str) -> Tuple[str, int]:
-    """(host, port) of a validated URL; the scheme's port when none is given."""
-    parts = urlsplit(url)
-    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+def _is_variable(key: str) -> bool:
+    """KEY names an environment variable (HTTPS_PROXY, https_proxy), not a setting."""
+    return key.isupper() or key.endswith("_proxy")
