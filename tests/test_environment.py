@@ -158,3 +158,52 @@ def test_the_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", "%%%")
     with pytest.raises(ConfigError, match="AWS_ENDPOINT_URL_EC2"):
         environment.check()
+
+
+# --- HTTPS_PROXY, which botocore reads for the EC2 calls when the proxy setting is unset ----
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://proxy.corp.example:3128",
+        "proxy.corp.example:3128",  # botocore: http:// assumed
+        "//proxy.corp.example:3128",
+        "http://proxy.corp.example",  # urllib3: port 80
+        "https://svc:s3cr%40t@proxy.corp.example:8443",
+    ],
+)
+def test_usable_https_proxy_values_pass(value: str) -> None:
+    environment.check({"HTTPS_PROXY": value})
+    environment.check({"https_proxy": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("socks5://proxy.corp.example:1080", "not SOCKS"),
+        ("http://proxy.corp.example:99999", "out of range"),
+        ("http://proxy corp:3128", "whitespace"),
+        ("http://-x-:3128", "not a valid DNS name"),
+        ("http://proxy.corp.example:3128/path", "nothing after it"),
+        ("http://svc:pa/ss@proxy.corp.example:3128", "percent-encode"),
+    ],
+)
+def test_unusable_https_proxy_is_one_line_without_its_password(value: str, says: str) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        with pytest.raises(ConfigError) as caught:
+            environment.check({name: value})
+        message = str(caught.value)
+        assert message.startswith(f"invalid {name} ") and says in message
+        assert "or unset it" in message and "pa/ss" not in message
+
+
+def test_https_proxy_is_not_judged_when_the_proxy_setting_replaces_it() -> None:
+    environment.check({"HTTPS_PROXY": "socks5://proxy.corp.example:1080"}, proxy_setting=True)
+
+
+def test_the_lower_case_https_proxy_is_the_one_read() -> None:
+    good, bad = "http://proxy.corp.example:3128", "socks5://proxy.corp.example:1080"
+    environment.check({"https_proxy": good, "HTTPS_PROXY": bad})
+    with pytest.raises(ConfigError, match="invalid https_proxy"):
+        environment.check({"https_proxy": bad, "HTTPS_PROXY": good})

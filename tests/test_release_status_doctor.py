@@ -98,6 +98,9 @@ def test_doctor_all_green(member_a: World, aws: AwsLike) -> None:
         "botocore": PASS,
         "imds": PASS,
         "vip_on_interface": PASS,
+        "proxy_environment": PASS,
+        "imds_hop_limit": PASS,
+        "ec2_reachable": PASS,
         "vip_outside_subnets": PASS,
         "vip_outside_vpc_cidr": PASS,
         "source_dest_check": PASS,
@@ -139,8 +142,13 @@ def test_doctor_fails_a_vip_inside_a_subnet(member_a: World) -> None:
 def test_doctor_without_imds(member_a: World, monkeypatch: Any) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     report = api.doctor(chosen())
-    assert report.exit_code == 1 and checks(report) == {"botocore": PASS, "imds": FAIL}
-    assert "pass --eni and --region" in report.checks[-1].detail
+    assert report.exit_code == 1 and checks(report) == {
+        "botocore": PASS,
+        "imds": FAIL,
+        "proxy_environment": PASS,
+        "imds_hop_limit": PASS,  # IMDS disabled: no token asked for
+    }
+    assert "pass --eni and --region" in report.checks[1].detail
 
 
 def test_doctor_with_no_table_selected(member_a: World) -> None:

@@ -25,6 +25,9 @@ def test_defaults() -> None:
         "eni": None,
         "deadline": 30.0,
         "cache_file": None,
+        "proxy": None,
+        "ec2_endpoint": None,
+        "sts_endpoint": None,
     }
 
 

@@ -341,7 +341,9 @@ def _context(chosen: Settings, report: Report) -> Context:
     identity = _identity(chosen, core, deadline)
     report.instance_id, report.eni = identity.instance_id, identity.eni
     report.vpc_id, report.region = identity.vpc_id, identity.region
-    ec2 = ec2_client(core, identity.region, deadline)
+    ec2 = ec2_client(
+        core, identity.region, deadline, chosen.ec2_endpoint or None, chosen.proxy or None
+    )
     if identity.vpc_id == "":
         identity = _identity_from_eni(ec2, identity, deadline)
         report.instance_id, report.vpc_id = identity.instance_id, identity.vpc_id

@@ -66,16 +66,33 @@ def timeouts(deadline_s: float) -> Tuple[float, float]:
     return min(3.0, max(0.5, deadline_s / 10)), min(10.0, max(1.0, deadline_s / 4))
 
 
-def client_config(deadline_s: float) -> Config:
-    """Timeouts sized from the deadline; a pool as wide as our calls."""
+def client_config(deadline_s: float, proxy: Optional[str] = None) -> Config:
+    """Timeouts sized from the deadline; a pool as wide as our calls; the proxy, if any.
+
+    A proxy given here is botocore's Config(proxies=...): it carries every request of the
+    client whatever HTTP(S)_PROXY and NO_PROXY say (botocore reads the environment only when
+    Config has no proxies: endpoint.EndpointCreator). For an https endpoint the proxy is asked
+    to CONNECT and TLS runs end to end through the tunnel; an https:// proxy URL adds TLS to
+    the proxy itself (urllib3's TLS in TLS), verified against the same CA bundle.
+    """
     connect, read = timeouts(deadline_s)
-    return Config(
+    config = Config(
         retries={"mode": "standard", "total_max_attempts": ATTEMPTS_PER_CALL},
         connect_timeout=connect,
         read_timeout=read,
         # the writes and, beside them, the describes: none of their connections is discarded
         max_pool_connections=MAX_PARALLEL_WRITES + PARALLEL_READS,
     )
+    if proxy:
+        config = config.merge(
+            Config(
+                proxies={"http": proxy, "https": proxy},
+                # tunnel (CONNECT) even to an https:// proxy, never hand it the request to
+                # forward: TLS, and the signature, stay end to end between us and AWS
+                proxies_config={"proxy_use_forwarding_for_https": False},
+            )
+        )
+    return config
 
 
 def attempt_limit_s(deadline_s: float) -> float:
@@ -108,18 +125,26 @@ def botocore_session() -> botocore.session.Session:
 
 
 def ec2_client(
-    core: botocore.session.Session, region: str, deadline: Union[Deadline, float]
+    core: botocore.session.Session,
+    region: str,
+    deadline: Union[Deadline, float],
+    endpoint_url: Optional[str] = None,
+    proxy: Optional[str] = None,
 ) -> Any:
     """The EC2 client, made by botocore's session as boto3.client makes it. boto3 itself is not
     imported: what it adds (resources, S3 transfers) a claim never uses, and its import costs
     ~20 ms of every cold start. Credentials come from botocore's standard chain (environment,
     profile, instance role through IMDS), resolved first within the deadline (credentials.py);
-    AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EC2 apply. Its connections report to the watchdog."""
+    ENDPOINT_URL (the ec2_endpoint setting) wins over AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EC2,
+    which apply without it; PROXY (the proxy setting) is client_config's. Its connections
+    report to the watchdog."""
     if not isinstance(deadline, Deadline):
         deadline = Deadline(deadline)
     credentials.resolve(core, deadline.end, deadline.seconds)
-    config = client_config(deadline.seconds)
-    ec2: Any = core.create_client("ec2", region_name=region, config=config)
+    config = client_config(deadline.seconds, proxy)
+    ec2: Any = core.create_client(
+        "ec2", region_name=region, config=config, endpoint_url=endpoint_url
+    )
     watchdog.install(getattr(getattr(ec2, "_endpoint", None), "http_session", None))
     return ec2
 

@@ -102,8 +102,15 @@ def validate_setting(key: str, value_json: str, current_json: str = "{}") -> str
 
 
 def validate_settings(settings_json: str) -> str:
-    """Validate a whole settings object: {"ok": true, "settings": {...}} or {"ok": false, ...}."""
-    return _answer(lambda: {"settings": settings.from_json(settings_json).to_dict()})
+    """Validate a whole settings object: {"ok": true, "settings": {...}, "shown": {...}} or
+    {"ok": false, ...}. "settings" is what to store; "shown" what to display (a proxy's
+    password masked: MirrorVip.Config's Show prints it)."""
+
+    def run() -> Dict[str, Any]:
+        chosen = settings.from_json(settings_json)
+        return {"settings": chosen.to_dict(), "shown": chosen.shown()}
+
+    return _answer(run)
 
 
 def _run(
@@ -119,7 +126,7 @@ def _run(
         chosen = settings.from_json(settings_json)
         from . import api, environment  # botocore loads here: validation works without it
 
-        environment.check()  # the AWS_* variables botocore reads are input too
+        environment.check(proxy_setting=bool(chosen.proxy))  # botocore's variables: input too
         run: Callable[..., Report] = getattr(api, command)
         report = run(chosen, iris=iris, **options)
     except MirrorVipError as exc:

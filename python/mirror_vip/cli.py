@@ -30,10 +30,12 @@ that conflicts with the VPC's layout, with nothing changed.
 
 EPILOG = """\
 settings can also come from --config FILE (JSON, same key names: vip, interface, label,
-route_tables, route_table_tag, region, eni, deadline, cache_file); options given here
-override it.
+route_tables, route_table_tag, region, eni, deadline, cache_file, proxy, ec2_endpoint,
+sts_endpoint); options given here override it.
 AWS credentials and endpoints come from boto3's standard chain (instance role through IMDSv2,
-AWS_PROFILE, AWS_ENDPOINT_URL ...)."""
+AWS_PROFILE, AWS_ENDPOINT_URL ...); --ec2-endpoint and --sts-endpoint win over
+AWS_ENDPOINT_URL*, --proxy over HTTPS_PROXY/NO_PROXY. IMDS (169.254.169.254) is always asked
+directly, never through a proxy, whatever HTTP(S)_PROXY and NO_PROXY say."""
 
 
 MAX_USAGE_ERROR_CHARS = 300
@@ -91,6 +93,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="claim: write the tables listed in --cache-file at once (what a failover runs); "
         "a table gone or new falls back to the describe",
+    )
+    network = parser.add_argument_group(
+        "private subnets",
+        "how the EC2 (and STS) calls leave a subnet without an internet route",
+    )
+    network.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="an HTTP proxy for the AWS calls (CONNECT; TLS stays end to end): "
+        "http://HOST:PORT, https:// for TLS to the proxy, USER:PASSWORD@ (percent-encoded) "
+        "for Basic authentication: keep a password in --config FILE, not on the command "
+        "line; IRIS processes do not inherit a shell's HTTPS_PROXY: set this there",
+    )
+    network.add_argument(
+        "--ec2-endpoint",
+        metavar="URL",
+        help="the EC2 interface VPC endpoint's DNS name when it has no private DNS, as "
+        "https://vpce-...ec2.REGION.vpce.amazonaws.com (with private DNS nothing is needed)",
+    )
+    network.add_argument(
+        "--sts-endpoint",
+        metavar="URL",
+        help="the same for STS (https://vpce-...sts.REGION.vpce.amazonaws.com), used when "
+        "a role is assumed",
     )
     parser.add_argument("--config", metavar="FILE", help="a JSON file of settings")
     output = parser.add_mutually_exclusive_group()
@@ -151,7 +177,7 @@ def run(args: argparse.Namespace) -> Report:
         options["use_cache"] = args.use_cache
     try:
         chosen = settings.load(_overrides(args), args.config)
-        environment.check()  # the AWS_* variables botocore reads are input too
+        environment.check(proxy_setting=bool(chosen.proxy))  # botocore's variables: input too
     except MirrorVipError as exc:
         report = Report(command=args.command, dry_run=bool(options.get("dry_run")))
         report.fail(str(exc), exc.exit_code)
@@ -171,5 +197,8 @@ def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
         "eni": args.eni,
         "deadline": args.deadline,
         "cache_file": args.cache_file,
+        "proxy": args.proxy,
+        "ec2_endpoint": args.ec2_endpoint,
+        "sts_endpoint": args.sts_endpoint,
     }
     return values

@@ -21,7 +21,7 @@ from typing import Any, List, Optional, Tuple
 
 import botocore.session
 
-from . import watchdog
+from . import unproxied, watchdog
 from .errors import IdentityError
 from .failures import NO_CREDENTIALS_FIX, describe
 
@@ -67,6 +67,7 @@ def resolve(core: botocore.session.Session, end: float, deadline_s: float) -> An
     fetcher = _imds_fetcher(core)
     watched: Optional[_Watched] = None
     if fetcher is not None:
+        unproxied.unproxy(fetcher)  # IMDS directly, whatever HTTP_PROXY says
         watchdog.install(fetcher._session)
         watched = fetcher._session = _Watched(fetcher._session)
     with watchdog.bounded(end) as attempt:

@@ -10,8 +10,16 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import botocore
 
-from . import reach, routes
-from .aws import MAX_PARALLEL_WRITES, Deadline, aws_error, call, checked, error_code
+from . import netchecks, reach, routes
+from .aws import (
+    MAX_PARALLEL_WRITES,
+    Deadline,
+    aws_error,
+    botocore_session,
+    call,
+    checked,
+    error_code,
+)
 from .errors import IdentityError, MirrorVipError
 from .report import FAIL, PASS, WARN, Check, Report
 from .settings import Settings
@@ -35,6 +43,7 @@ def run_checks(
     if ctx is None:
         name = "imds" if isinstance(problem, IdentityError) else "interface"
         add(Check(name, FAIL, str(problem)))
+        _network_path(report, chosen, None, problem)
         return
     vip = str(ctx.settings.vip)
     if ctx.identity.mac:
@@ -48,6 +57,8 @@ def run_checks(
     else:
         add(Check("imds", WARN, "not used: eni and region were given"))
     add(_vip_on_interface(report, ctx))
+    if not _network_path(report, chosen, ctx, None):
+        return  # EC2 unreachable: every check after this would wait out the deadline
     try:
         layout, vpc = reach.read(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
     except MirrorVipError as exc:
@@ -60,6 +71,25 @@ def run_checks(
     if layout.tables:
         add(reach.check(report, layout, vpc, ctx.identity.eni, ctx.identity.vpc_id))
         add(_permissions(vip, layout, ctx))
+
+
+def _network_path(
+    report: Report, chosen: Settings, ctx: Optional[Context], problem: Optional[MirrorVipError]
+) -> bool:
+    """The network checks (netchecks.py): proxy variables, the IMDS hop limit (when this run
+    got no token), EC2 reachable. False when EC2 is not."""
+    add = report.checks.append
+    deadline = ctx.deadline if ctx is not None else Deadline(chosen.deadline)
+    add(netchecks.proxy_environment(chosen, ctx.ec2 if ctx else None, deadline, bool(report.iris)))
+    if ctx is None and not isinstance(problem, IdentityError):
+        return False  # the interface failed: IMDS was not asked
+    token_worked = ctx is not None and bool(ctx.identity.mac)
+    add(netchecks.imds_hop_limit(botocore_session(), deadline, token_worked))
+    if ctx is None:
+        return False
+    reached = netchecks.ec2_reachable(ctx.ec2, ctx.identity.vpc_id, ctx.deadline)
+    add(reached)
+    return reached.status != FAIL
 
 
 def _botocore_floor(report: Report) -> Check:

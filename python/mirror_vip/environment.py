@@ -5,7 +5,8 @@ then surfaces as a ValueError traceback (AWS_ENDPOINT_URL=not a url), as a conne
 retried until the deadline (an endpoint with port 99999, a missing AWS_CA_BUNDLE), or as a
 process blocked forever (AWS_CA_BUNDLE or AWS_WEB_IDENTITY_TOKEN_FILE naming a FIFO). They are
 input like the settings: `check` refuses each with one line naming the variable, its value and
-the fix (a ConfigError: exit 2, nothing sent).
+the fix (a ConfigError: exit 2, nothing sent). HTTPS_PROXY too, when the proxy setting does not
+replace it: botocore fails on a SOCKS or malformed proxy only inside the first request.
 
 URLs are judged by botocore's own tests (`is_valid_endpoint_url`, `is_valid_ipv6_endpoint_url`,
 the pair `create_endpoint` and the IMDS fetcher apply) plus what they leave to the first
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from botocore.utils import ensure_boolean, is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from .errors import ConfigError, shown
+from .urls import check_proxy_variable
 
 # Service endpoints (botocore's ConfiguredEndpointProvider: the service's variable, then the
 # global one): EC2 for the route calls, STS for a credential chain that assumes a role.
@@ -41,9 +43,18 @@ WHOLE_NUMBERS = {
 _WHOLE_NUMBER = re.compile(r"\s*[0-9]{1,6}\s*")
 
 
-def check(environ: Optional[Mapping[str, str]] = None) -> None:
-    """Raise ConfigError for the first variable botocore would fail on; None when all are usable."""
+def check(environ: Optional[Mapping[str, str]] = None, proxy_setting: bool = False) -> None:
+    """Raise ConfigError for the first variable botocore would fail on; None when all are usable.
+
+    PROXY_SETTING: the proxy setting is set, so botocore never reads HTTPS_PROXY (Config's
+    proxies win) and its value is not ours to judge.
+    """
     env = os.environ if environ is None else environ
+    if not proxy_setting:
+        # urllib's getproxies_environment, which botocore uses: the lower-case name wins
+        name = next((n for n in ("https_proxy", "HTTPS_PROXY") if env.get(n)), None)
+        if name is not None:
+            check_proxy_variable(name, env[name])
     # botocore skips AWS_ENDPOINT_URL* when told to, and treats an empty one as unset.
     if not ensure_boolean(env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "")):
         for name in SERVICE_ENDPOINTS:

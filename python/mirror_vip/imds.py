@@ -2,7 +2,8 @@
 
 We build on botocore's IMDSFetcher, as botocore's own region fetcher does: it already resolves
 AWS_EC2_METADATA_SERVICE_ENDPOINT (and the endpoint mode) from the session's config, checks it,
-honours AWS_EC2_METADATA_DISABLED, and holds the HTTP session (proxies from the environment).
+honours AWS_EC2_METADATA_DISABLED, and holds the HTTP session (given one without proxies:
+unproxied.py).
 The requests are our own: botocore's helpers (`_fetch_metadata_token`, `_get_request`) retry
 within themselves, turn a read timeout on the token into "no token" and a refused connection
 into the same silence, and know no deadline. Here each request goes through the product's one
@@ -28,7 +29,7 @@ from botocore.exceptions import (
 )
 from botocore.utils import IMDSFetcher
 
-from . import watchdog
+from . import unproxied, watchdog
 from .aws import Deadline, retrying
 from .errors import IdentityError
 from .failures import CONNECTION_ERRORS, AttemptTimedOut, OutOfTime, describe, reason
@@ -74,6 +75,7 @@ class _Imds(IMDSFetcher):
         super().__init__(timeout=TIMEOUT_S, num_attempts=1, config=config)
         self._deadline = deadline
         self._token: Optional[str] = None
+        unproxied.unproxy(self)  # IMDS directly, whatever HTTP_PROXY says
         watchdog.install(self._private._session)
 
     @property
@@ -109,6 +111,24 @@ class _Imds(IMDSFetcher):
                 raise IdentityError(f"IMDS answered {status} for {what}")
             return _checked(what, text, *VALUES[path.rsplit("/", 1)[-1]])
         raise IdentityError(f"IMDS refused two fresh tokens for {what} (401)")
+
+    def once(self, method: str, path: str, headers: Any) -> Tuple[Optional[int], str, str]:
+        """(status, text, "") of one try, or (None, "", why) when it got no answer."""
+        url = self._private._construct_url(path)
+
+        def send() -> Tuple[int, str]:
+            response = self._private._session.send(
+                AWSRequest(method=method, url=url, headers=headers).prepare()
+            )
+            return int(response.status_code), str(response.text or "").strip()
+
+        try:
+            status, text = retrying(send, self._deadline, TIMEOUT_S, 1, _transient)
+        except OutOfTime as exc:
+            return None, "", _trouble(exc.last) if exc.last else "no time left to ask"
+        except BotoCoreError as exc:
+            return None, "", _trouble(exc)
+        return status, text, ""
 
     def _fetch_token(self) -> str:
         status, text = self._request(
@@ -174,9 +194,35 @@ def _checked(what: str, value: str, pattern: Any, expected: str) -> str:
         return value
     shown = repr(value[:60]) + ("..." if len(value) > 60 else "")
     raise IdentityError(
-        f"IMDS answered unexpectedly for {what}: {shown}, not {expected}; is a proxy answering "
-        "for it? (check HTTP_PROXY, NO_PROXY, AWS_EC2_METADATA_SERVICE_ENDPOINT)"
+        f"IMDS answered unexpectedly for {what}: {shown}, not {expected}; is something else "
+        "answering for it? (check AWS_EC2_METADATA_SERVICE_ENDPOINT)"
     )
+
+
+@dataclass(frozen=True)
+class TokenProbe:
+    """One IMDSv2 token PUT and, when it got no answer, one GET without a token: what tells a
+    hop limit too low for this network path (the PUT's answer never arrives, a GET's does)."""
+
+    endpoint: str
+    put: Optional[int]  # the PUT's HTTP status; None: no answer
+    put_failure: str  # why the PUT got no answer, in words ("" when it got one)
+    get: Optional[int] = None  # the tokenless GET's status (401 with IMDSv1 off); None: none
+    instance_id: Optional[str] = None  # what that GET answered, when IMDSv1 is on
+
+
+def probe_token(session: botocore.session.Session, deadline: Deadline) -> Optional[TokenProbe]:
+    """One try of each (TIMEOUT_S, watchdog-bounded), never raising; None when IMDS is
+    disabled (AWS_EC2_METADATA_DISABLED)."""
+    imds = _Imds(session, deadline)
+    if imds.disabled:
+        return None
+    put, _, why = imds.once("PUT", TOKEN_PATH, {"x-aws-ec2-metadata-token-ttl-seconds": "60"})
+    if put is not None:
+        return TokenProbe(imds.endpoint, put, "")
+    get, text, _ = imds.once("GET", "latest/meta-data/instance-id", {})
+    found = text if get == 200 and VALUES["instance-id"][0].fullmatch(text) else None
+    return TokenProbe(imds.endpoint, None, why, get, found)
 
 
 def fetch_identity(

@@ -9,11 +9,12 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from .errors import ConfigError, shown
 from .jsoninput import SETTINGS_BYTES, loads, read_text_file
+from .urls import masked, validate_endpoint, validate_proxy
 
 ALL_TABLES = "all"
 DEFAULT_INTERFACE = "eth0"
@@ -35,6 +36,10 @@ KEYS = (
     "eni",
     "deadline",
     "cache_file",
+    # the network path of the AWS API calls (urls.py); IMDS never goes through the proxy
+    "proxy",
+    "ec2_endpoint",
+    "sts_endpoint",
 )
 
 
@@ -51,6 +56,11 @@ class Settings:
     eni: Optional[str] = None
     deadline: float = DEFAULT_DEADLINE
     cache_file: Optional[str] = None  # where the route-table list is remembered (cache.py)
+    # the network path of the AWS API calls (urls.py): a proxy, interface endpoints without
+    # private DNS; None: botocore's defaults (the environment's HTTPS_PROXY, regional names)
+    proxy: Optional[str] = field(default=None, repr=False)  # may hold a password
+    ec2_endpoint: Optional[str] = None
+    sts_endpoint: Optional[str] = None
 
     @property
     def vip_label(self) -> str:
@@ -78,7 +88,18 @@ class Settings:
             "eni": self.eni,
             "deadline": self.deadline,
             "cache_file": self.cache_file,
+            "proxy": self.proxy,
+            "ec2_endpoint": self.ec2_endpoint,
+            "sts_endpoint": self.sts_endpoint,
         }
+
+    def shown(self) -> Dict[str, Any]:
+        """to_dict() as it may be displayed: the proxy's password masked (to_dict() is what
+        IRIS stores, password and all)."""
+        values = self.to_dict()
+        if self.proxy:
+            values["proxy"] = masked(self.proxy)
+        return values
 
 
 # --- one validator per key: each returns the normalised value or raises ConfigError -----------
@@ -295,6 +316,9 @@ def from_mapping(values: Mapping[str, Any]) -> Settings:
         eni=validate_eni(given.get("eni")),
         deadline=validate_deadline(given.get("deadline")),
         cache_file=validate_cache_file(given.get("cache_file")),
+        proxy=validate_proxy(given.get("proxy")),
+        ec2_endpoint=validate_endpoint("ec2_endpoint", given.get("ec2_endpoint"), "ec2"),
+        sts_endpoint=validate_endpoint("sts_endpoint", given.get("sts_endpoint"), "sts"),
     )
 
 
