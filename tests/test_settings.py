@@ -25,6 +25,8 @@ def test_defaults() -> None:
         "eni": None,
         "deadline": 30.0,
         "cache_file": None,
+        "role_arn": None,
+        "external_id": None,
     }
 
 

@@ -30,10 +30,12 @@ that conflicts with the VPC's layout, with nothing changed.
 
 EPILOG = """\
 settings can also come from --config FILE (JSON, same key names: vip, interface, label,
-route_tables, route_table_tag, region, eni, deadline, cache_file); options given here
-override it.
+route_tables, route_table_tag, region, eni, deadline, cache_file, role_arn, external_id);
+options given here override it.
 AWS credentials and endpoints come from boto3's standard chain (instance role through IMDSv2,
-AWS_PROFILE, AWS_ENDPOINT_URL ...)."""
+AWS_PROFILE, AWS_ENDPOINT_URL ...). In a shared VPC (--role-arn) the route tables are read
+and written as the owner account's role, assumed through STS's regional endpoint in session
+mirror-vip-<instance id>; this instance's ENI is read as its own role."""
 
 
 MAX_USAGE_ERROR_CHARS = 300
@@ -85,6 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-file",
         metavar="FILE",
         help="remember the route-table list here (every claim refreshes it)",
+    )
+    parser.add_argument(
+        "--role-arn",
+        metavar="ARN",
+        help="shared VPC: the route tables' owner account's IAM role "
+        "(arn:aws:iam::ACCOUNT:role/NAME), assumed for their reads and writes",
+    )
+    parser.add_argument(
+        "--external-id",
+        metavar="ID",
+        help="with --role-arn: the sts:ExternalId its trust policy requires",
     )
     parser.add_argument(
         "--use-cache",
@@ -171,5 +184,7 @@ def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
         "eni": args.eni,
         "deadline": args.deadline,
         "cache_file": args.cache_file,
+        "role_arn": args.role_arn,
+        "external_id": args.external_id,
     }
     return values

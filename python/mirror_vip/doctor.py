@@ -16,8 +16,9 @@ from .errors import IdentityError, MirrorVipError
 from .report import FAIL, PASS, WARN, Check, Report
 from .settings import Settings
 
-if TYPE_CHECKING:  # api imports this module; the type is only for annotations
+if TYPE_CHECKING:  # api imports this module; the types are only for annotations
     from .api import Context
+    from .assumerole import AssumedRole
 
 PROBES = ("ReplaceRoute", "CreateRoute", "DeleteRoute")
 
@@ -48,6 +49,11 @@ def run_checks(
     else:
         add(Check("imds", WARN, "not used: eni and region were given"))
     add(_vip_on_interface(report, ctx))
+    if ctx.role is not None:
+        role = _assumed_role(ctx, ctx.role)
+        add(role)
+        if role.status == FAIL:
+            return
     try:
         layout = routes.read_layout(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
     except MirrorVipError as exc:
@@ -136,8 +142,22 @@ def _outside_vpc_cidr(vip: str, ctx: Context) -> Check:
     return Check("vip_outside_vpc_cidr", PASS, f"{vip} is outside {', '.join(cidrs) or 'the VPC'}")
 
 
+def _assumed_role(ctx: Context, role: AssumedRole) -> Check:
+    """Shared VPC: the owner account's role, assumed as the claims assume it."""
+    try:
+        ctx.ready()
+    except MirrorVipError as exc:
+        return Check("assume_role", FAIL, str(exc))
+    return Check(
+        "assume_role",
+        PASS,
+        f"assumed {role.role_arn} as session {role.session}: the route tables are read, "
+        "written and probed below as that role",
+    )
+
+
 def _source_dest_check(report: Report, ctx: Context) -> Check:
-    enabled = source_dest_check(ctx.ec2, ctx.identity.eni, ctx.deadline)
+    enabled = source_dest_check(ctx.own_ec2, ctx.identity.eni, ctx.deadline)
     report.source_dest_check = enabled
     eni = ctx.identity.eni
     if enabled is None:
@@ -185,7 +205,8 @@ def _tables_selected(report: Report, layout: routes.Layout, ctx: Context) -> Che
 
 
 def _permissions(vip: str, layout: routes.Layout, ctx: Context) -> Check:
-    """Probe each write on each table with DryRun=True: DryRunOperation means allowed."""
+    """Probe each write on each table with DryRun=True: DryRunOperation means allowed. As the
+    writes are made: in a shared VPC, as the owner account's role (ctx.ec2 is its client)."""
     probes: List[Tuple[str, str]] = [(a, t.id) for t in layout.tables for a in PROBES]
 
     def probe(item: Tuple[str, str]) -> Tuple[str, str, Optional[str], str]:
@@ -218,12 +239,8 @@ def _permissions(vip: str, layout: routes.Layout, ctx: Context) -> Check:
         if code not in ("DryRunOperation", "UnauthorizedOperation")
     ]
     if denied:
-        return Check(
-            "permissions",
-            FAIL,
-            f"denied: {'; '.join(denied)}; grant them to the instance role "
-            "(docs/aws/iam-policy.json)",
-        )
+        grantee = ctx.role.grantee if ctx.role else "the instance role (docs/aws/iam-policy.json)"
+        return Check("permissions", FAIL, f"denied: {'; '.join(denied)}; grant them to {grantee}")
     if odd:
         return Check("permissions", WARN, f"unexpected answers to DryRun probes: {'; '.join(odd)}")
     return Check(
