@@ -361,3 +361,18 @@ def test_other_refusals_say_what_to_do(
     sts.answers.append((403, _error(code, "no")))
     line = only_error(run("claim"))
     assert line.startswith(code) and says in line and ROLE in line, line
+
+
+def test_a_refused_write_names_the_role_to_grant_it_to(
+    member_a: World, signed: List[Signed], aws: AwsLike
+) -> None:
+    w = member_a
+    aws.deny.update({("CreateRoute", w.tables[0]), ("ReplaceRoute", w.tables[0])})
+    report = run("claim")
+    failed = {t.id: t.error for t in report.route_tables if t.error}
+    assert list(failed) == [w.tables[0]], report.to_json()
+    assert f"grant it to the role {ROLE} in account {OWNER}" in str(failed[w.tables[0]])
+    assert "docs/aws/shared-vpc-owner-role-policy.json" in str(failed[w.tables[0]])
+    doctor = {c.name: c for c in run("doctor").checks}
+    assert doctor["permissions"].status == "fail"
+    assert f"grant them to the role {ROLE}" in doctor["permissions"].detail
