@@ -100,7 +100,7 @@ def needed_actions() -> Dict[str, List[str]]:
 
 
 def client_services() -> Dict[str, List[str]]:
-    """Service names passed to `.client("...")` in the package, with where."""
+    """Service names passed to `.client("...")` or `.create_client("...")` in the package."""
     found: Dict[str, List[str]] = defaultdict(list)
     for path in package_sources():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -108,7 +108,7 @@ def client_services() -> Dict[str, List[str]]:
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "client"
+                and node.func.attr in ("client", "create_client")
             ):
                 name = _constant_arg(node)
                 if name is not None:
@@ -164,7 +164,11 @@ def test_the_code_makes_ec2_calls() -> None:
 
 
 def test_the_code_talks_to_ec2_only() -> None:
-    others = {name: where for name, where in client_services().items() if name != "ec2"}
+    """And to STS, for a shared VPC's AssumeRole only: tests/test_iam_policy_shared_vpc.py checks
+    that the STS calls are AssumeRole and that the workload account's policy grants it."""
+    found = client_services()
+    assert set(found) >= {"ec2"}, found
+    others = {name: where for name, where in found.items() if name not in ("ec2", "sts")}
     assert not others, (
         f"the package creates clients for {sorted(others)} at {others}: their actions are "
         "not derived here; extend this test and docs/aws/iam-policy.json for them"

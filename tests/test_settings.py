@@ -28,6 +28,8 @@ def test_defaults() -> None:
         "proxy": None,
         "ec2_endpoint": None,
         "sts_endpoint": None,
+        "role_arn": None,
+        "external_id": None,
     }
 
 

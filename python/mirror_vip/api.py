@@ -15,8 +15,10 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import cache, deletes, fastpath, host, imds, reach, routes, switchtime
+from .assumerole import WORKLOAD_POLICY, AssumedRole, Network, session_name
 from .aws import (
     MAX_PARALLEL_WRITES,
+    PARALLEL_READS,
     Deadline,
     aws_error,
     botocore_session,
@@ -26,6 +28,7 @@ from .aws import (
 )
 from .doctor import run_checks, source_dest_check
 from .errors import ConfigError, HostError, IdentityError, MirrorVipError
+from .failures import name_grantee
 from .imds import Identity
 from .report import DELETED, Report
 from .settings import Settings
@@ -43,8 +46,16 @@ class Context:
 
     settings: Settings  # with the VIP filled in
     identity: Identity
-    ec2: Any
+    ec2: Any  # the route tables' and subnets' client: as the role, when role_arn is set
     deadline: Deadline
+    own_ec2: Any = None  # this instance's own ENI: always as its own role
+    role: Optional[AssumedRole] = None
+
+    def ready(self, preopen: int = PARALLEL_READS) -> None:
+        """Before the first route call: the role's credentials (opening PREOPEN connections
+        to EC2 while AssumeRole runs); nothing to wait for without a role."""
+        if self.role is not None:
+            self.role.ready(preopen)
 
 
 def claim(
@@ -81,6 +92,8 @@ def claim(
         wanted = cache.key(ctx.settings, ctx.identity.vpc_id)
         loaded = cache.load(ctx.settings.cache_file, wanted)
         known = _usable_list(ctx, loaded, report) if use_cache and not dry_run else None
+        remembered = len(known or (loaded.remembered.tables if loaded.remembered else ()))
+        ctx.ready(PARALLEL_READS + (0 if dry_run else remembered or PREOPEN_GUESS))
         unselected: Set[str] = set()
         if known:
             fast = fastpath.claim_known_tables(
@@ -200,6 +213,7 @@ def refresh(chosen: Settings, *, iris: Optional[Dict[str, Any]] = None) -> Repor
                 "(IRIS sets <mgr>/mirror-vip/route-tables.json)"
             )
         ctx = _context(chosen, report)
+        ctx.ready()
         layout = _read_layout(ctx)
         report.route_tables = routes.as_status(layout, ctx.identity.vpc_id, chosen)
         _require_tables(report, chosen)
@@ -231,6 +245,7 @@ def release(
         # the deletes follow its answer by one-way latency, not a handshake more.
         known = cache.load(ctx.settings.cache_file, cache.key(ctx.settings, ctx.identity.vpc_id))
         count = len(known.remembered.tables) if known.remembered else PREOPEN_GUESS
+        ctx.ready(PARALLEL_READS + (0 if dry_run else count))
         layout = _read_layout_connecting(ctx, 0 if dry_run else count)
         routes.refuse_if_inside_subnet(str(ctx.settings.vip), layout)
         report.route_tables = deletes.plan_release(layout.tables, ctx.identity.eni, force)
@@ -260,11 +275,12 @@ def status(chosen: Settings, *, iris: Optional[Dict[str, Any]] = None) -> Report
     with _reporting("status", chosen, iris) as report:
         ctx = _context(chosen, report)
         vip = str(ctx.settings.vip)
+        ctx.ready()
         layout, vpc = reach.read(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
         report.route_tables = routes.as_status(layout, ctx.identity.vpc_id, chosen)
         reach.annotate(report.route_tables, vpc)
         _warn(report, reach.unselected_warning(layout, vpc))
-        report.source_dest_check = source_dest_check(ctx.ec2, ctx.identity.eni, ctx.deadline)
+        report.source_dest_check = source_dest_check(ctx.own_ec2, ctx.identity.eni, ctx.deadline)
         inside = routes.subnet_containing(vip, layout.subnets)
         if inside:
             report.fail(f"VIP {vip} lies inside subnet {inside[0]} ({inside[1]}): it cannot work")
@@ -347,7 +363,16 @@ def _context(chosen: Settings, report: Report) -> Context:
     if identity.vpc_id == "":
         identity = _identity_from_eni(ec2, identity, deadline)
         report.instance_id, report.vpc_id = identity.instance_id, identity.vpc_id
-    return Context(chosen, identity, ec2, deadline)
+    if not chosen.role_arn:
+        return Context(chosen, identity, ec2, deadline, own_ec2=ec2)
+    # A shared VPC: AssumeRole starts now, in the background (assumerole.py)
+    name_grantee(ec2, f"this instance's role ({WORKLOAD_POLICY})")
+    name = session_name(identity.instance_id, identity.eni)
+    network = Network(chosen.ec2_endpoint, chosen.sts_endpoint, chosen.proxy)
+    role = AssumedRole(
+        core, chosen.role_arn, chosen.external_id, name, identity.region, deadline, network
+    )
+    return Context(chosen, identity, role.ec2, deadline, own_ec2=ec2, role=role)
 
 
 def _identity(chosen: Settings, core: Any, deadline: Deadline) -> Identity:

@@ -149,6 +149,32 @@ def ec2_client(
     return ec2
 
 
+def sts_client(
+    core: botocore.session.Session,
+    region: str,
+    deadline_s: float,
+    endpoint_url: Optional[str] = None,
+    proxy: Optional[str] = None,
+    **credentials: Any,
+) -> Any:
+    """An STS client for an AssumeRole (assumerole.py), made as the EC2 client is: one attempt
+    per call (the retries are ours), timeouts from the deadline, its connections watched.
+
+    Always STS's regional endpoint, never the global sts.amazonaws.com in us-east-1: botocore
+    before 1.40 defaults `sts_regional_endpoints` to "legacy", the global endpoint for 16
+    regions (eu-west-1 among them; botocore/args.py LEGACY_GLOBAL_STS_REGIONS, its default
+    changed in 1.40.0), and AWS_STS_REGIONAL_ENDPOINTS=legacy asks for it still. A session
+    variable outranks both. ENDPOINT_URL (the sts_endpoint setting) wins over
+    AWS_ENDPOINT_URL_STS, which still applies without it; PROXY as for EC2."""
+    core.set_config_variable("sts_regional_endpoints", "regional")
+    config = client_config(deadline_s, proxy)
+    sts: Any = core.create_client(
+        "sts", region_name=region, config=config, endpoint_url=endpoint_url, **credentials
+    )
+    watchdog.install(getattr(getattr(sts, "_endpoint", None), "http_session", None))
+    return sts
+
+
 def checked(
     action: str, resource: str, fn: Callable[..., T], deadline: Deadline, **params: Any
 ) -> T:

@@ -31,11 +31,14 @@ that conflicts with the VPC's layout, with nothing changed.
 EPILOG = """\
 settings can also come from --config FILE (JSON, same key names: vip, interface, label,
 route_tables, route_table_tag, region, eni, deadline, cache_file, proxy, ec2_endpoint,
-sts_endpoint); options given here override it.
+sts_endpoint, role_arn, external_id); options given here override it.
 AWS credentials and endpoints come from boto3's standard chain (instance role through IMDSv2,
 AWS_PROFILE, AWS_ENDPOINT_URL ...); --ec2-endpoint and --sts-endpoint win over
 AWS_ENDPOINT_URL*, --proxy over HTTPS_PROXY/NO_PROXY. IMDS (169.254.169.254) is always asked
-directly, never through a proxy, whatever HTTP(S)_PROXY and NO_PROXY say."""
+directly, never through a proxy, whatever HTTP(S)_PROXY and NO_PROXY say. In a shared VPC
+(--role-arn) the route tables are read and written as the owner account's role, assumed
+through STS's regional endpoint in session mirror-vip-<instance id>; this instance's ENI is
+read as its own role."""
 
 
 MAX_USAGE_ERROR_CHARS = 300
@@ -87,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-file",
         metavar="FILE",
         help="remember the route-table list here (every claim refreshes it)",
+    )
+    parser.add_argument(
+        "--role-arn",
+        metavar="ARN",
+        help="shared VPC: the route tables' owner account's IAM role "
+        "(arn:aws:iam::ACCOUNT:role/NAME), assumed for their reads and writes",
+    )
+    parser.add_argument(
+        "--external-id",
+        metavar="ID",
+        help="with --role-arn: the sts:ExternalId its trust policy requires",
     )
     parser.add_argument(
         "--use-cache",
@@ -200,5 +214,7 @@ def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
         "proxy": args.proxy,
         "ec2_endpoint": args.ec2_endpoint,
         "sts_endpoint": args.sts_endpoint,
+        "role_arn": args.role_arn,
+        "external_id": args.external_id,
     }
     return values

@@ -24,8 +24,9 @@ from .errors import IdentityError, MirrorVipError
 from .report import FAIL, PASS, WARN, Check, Report
 from .settings import Settings
 
-if TYPE_CHECKING:  # api imports this module; the type is only for annotations
+if TYPE_CHECKING:  # api imports this module; the types are only for annotations
     from .api import Context
+    from .assumerole import AssumedRole
 
 PROBES = ("ReplaceRoute", "CreateRoute", "DeleteRoute")
 
@@ -59,6 +60,11 @@ def run_checks(
     add(_vip_on_interface(report, ctx))
     if not _network_path(report, chosen, ctx, None):
         return  # EC2 unreachable: every check after this would wait out the deadline
+    if ctx.role is not None:
+        role = _assumed_role(ctx, ctx.role)
+        add(role)
+        if role.status == FAIL:
+            return
     try:
         layout, vpc = reach.read(ctx.ec2, ctx.settings, ctx.identity.vpc_id, ctx.deadline)
     except MirrorVipError as exc:
@@ -80,14 +86,17 @@ def _network_path(
     got no token), EC2 reachable. False when EC2 is not."""
     add = report.checks.append
     deadline = ctx.deadline if ctx is not None else Deadline(chosen.deadline)
-    add(netchecks.proxy_environment(chosen, ctx.ec2 if ctx else None, deadline, bool(report.iris)))
+    # the network path is checked with the instance's own credentials: in a shared VPC the role's
+    # would ask STS first, and an AssumeRole refusal is the assume_role check's to report
+    own = ctx.own_ec2 if ctx else None
+    add(netchecks.proxy_environment(chosen, own, deadline, bool(report.iris)))
     if ctx is None and not isinstance(problem, IdentityError):
         return False  # the interface failed: IMDS was not asked
     token_worked = ctx is not None and bool(ctx.identity.mac)
     add(netchecks.imds_hop_limit(botocore_session(), deadline, token_worked))
     if ctx is None:
         return False
-    reached = netchecks.ec2_reachable(ctx.ec2, ctx.identity.vpc_id, ctx.deadline)
+    reached = netchecks.ec2_reachable(ctx.own_ec2, ctx.identity.vpc_id, ctx.deadline)
     add(reached)
     return reached.status != FAIL
 
@@ -193,8 +202,22 @@ def _outside_vpc_cidr(vip: str, ctx: Context) -> Check:
     return Check("vip_outside_vpc_cidr", PASS, f"{vip} is outside {', '.join(cidrs) or 'the VPC'}")
 
 
+def _assumed_role(ctx: Context, role: AssumedRole) -> Check:
+    """Shared VPC: the owner account's role, assumed as the claims assume it."""
+    try:
+        ctx.ready()
+    except MirrorVipError as exc:
+        return Check("assume_role", FAIL, str(exc))
+    return Check(
+        "assume_role",
+        PASS,
+        f"assumed {role.role_arn} as session {role.session}: the route tables are read, "
+        "written and probed below as that role",
+    )
+
+
 def _source_dest_check(report: Report, ctx: Context) -> Check:
-    enabled = source_dest_check(ctx.ec2, ctx.identity.eni, ctx.deadline)
+    enabled = source_dest_check(ctx.own_ec2, ctx.identity.eni, ctx.deadline)
     report.source_dest_check = enabled
     eni = ctx.identity.eni
     if enabled is None:
@@ -242,7 +265,8 @@ def _tables_selected(report: Report, layout: routes.Layout, ctx: Context) -> Che
 
 
 def _permissions(vip: str, layout: routes.Layout, ctx: Context) -> Check:
-    """Probe each write on each table with DryRun=True: DryRunOperation means allowed."""
+    """Probe each write on each table with DryRun=True: DryRunOperation means allowed. As the
+    writes are made: in a shared VPC, as the owner account's role (ctx.ec2 is its client)."""
     probes: List[Tuple[str, str]] = [(a, t.id) for t in layout.tables for a in PROBES]
 
     def probe(item: Tuple[str, str]) -> Tuple[str, str, Optional[str], str]:
@@ -275,12 +299,8 @@ def _permissions(vip: str, layout: routes.Layout, ctx: Context) -> Check:
         if code not in ("DryRunOperation", "UnauthorizedOperation")
     ]
     if denied:
-        return Check(
-            "permissions",
-            FAIL,
-            f"denied: {'; '.join(denied)}; grant them to the instance role "
-            "(docs/aws/iam-policy.json)",
-        )
+        grantee = ctx.role.grantee if ctx.role else "the instance role (docs/aws/iam-policy.json)"
+        return Check("permissions", FAIL, f"denied: {'; '.join(denied)}; grant them to {grantee}")
     if odd:
         return Check("permissions", WARN, f"unexpected answers to DryRun probes: {'; '.join(odd)}")
     return Check(

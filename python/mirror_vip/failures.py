@@ -7,7 +7,7 @@ words for a reader and never appear.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from botocore.exceptions import (
     ClientError,
@@ -56,6 +56,23 @@ FIXES = {
     "InvalidNetworkInterfaceID.NotFound": "check --eni: no such network interface",
 }
 NO_CREDENTIALS_FIX = "attach an instance role (docs/aws/iam-policy.json) or set the AWS_* variables"
+# Put into an error answer's "Error" by `name_grantee`: whom a refused action is to be granted to.
+GRANTEE = "MirrorVipGrantee"
+REFUSED = ("UnauthorizedOperation", "AccessDenied")
+
+
+def name_grantee(client: Any, grantee: str) -> None:
+    """CLIENT's refused calls say to grant the action to GRANTEE (in a shared VPC the route
+    calls are made as the owner account's role, the rest as this instance's role). botocore
+    emits after-call with the parsed answer before it raises it as a ClientError, whose
+    `response` that answer is (botocore/client.py, _make_api_call)."""
+
+    def note(parsed: Any = None, **_: Any) -> None:
+        error = parsed.get("Error") if isinstance(parsed, dict) else None
+        if isinstance(error, dict) and error.get("Code") in REFUSED:
+            error[GRANTEE] = grantee
+
+    client.meta.events.register("after-call.ec2", note)
 
 
 class AttemptTimedOut(Exception):
@@ -161,11 +178,21 @@ def aws_error(exc: BaseException, action: str, resource: str) -> AwsError:
     code = error_code(exc)
     if code is None:
         return AwsError(f"{action} on {resource}: {describe(exc)}")
-    if code in ("UnauthorizedOperation", "AccessDenied"):
+    if code in REFUSED:
         text = f"{code}: not allowed to {action} on {resource}"
     elif is_transient(exc):
         text = f"{code}: {action} on {resource}: {error_message(exc)}"
     else:
         text = f"{code}: {action} on {resource} refused: {error_message(exc)}"
     fix = FIXES.get(code)
+    grantee = _grantee(exc) if code in REFUSED else None
+    if grantee:
+        fix = f"grant it to {grantee}"
     return AwsError(f"{text}; {fix}" if fix else text, code)
+
+
+def _grantee(exc: BaseException) -> Optional[str]:
+    if not isinstance(exc, ClientError):
+        return None
+    grantee = exc.response.get("Error", {}).get(GRANTEE)
+    return str(grantee) if grantee else None

@@ -25,6 +25,13 @@ IFNAMSIZ = 16  # the kernel's limit, including the trailing NUL
 _RTB_ID = re.compile(r"^rtb-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 _ENI_ID = re.compile(r"^eni-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+# IAM's rules ("IAM identifiers", and AssumeRole's ExternalId): a role name is 1-64 of [\w+=,.@-]
+# (ASCII \w), a path "/" or "/.../" of printable ASCII, an external id 2-1224 of [\w+=,.@:/-].
+_ROLE_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:iam::\d{12}:role/(?:[\x21-\x7e]{0,510}/)?[\w+=,.@-]{1,64}", re.ASCII
+)
+_OTHER_IAM_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:(?:iam|sts)::\d{12}:(?P<kind>[a-z-]+)/", re.ASCII)
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 
 KEYS = (
     "vip",
@@ -40,6 +47,8 @@ KEYS = (
     "proxy",
     "ec2_endpoint",
     "sts_endpoint",
+    "role_arn",
+    "external_id",
 )
 
 
@@ -61,6 +70,10 @@ class Settings:
     proxy: Optional[str] = field(default=None, repr=False)  # may hold a password
     ec2_endpoint: Optional[str] = None
     sts_endpoint: Optional[str] = None
+    # A shared VPC (assumerole.py): the route tables' owner account's role, assumed for the
+    # route-table reads and writes; the external id its trust policy may require.
+    role_arn: Optional[str] = None
+    external_id: Optional[str] = None
 
     @property
     def vip_label(self) -> str:
@@ -91,6 +104,8 @@ class Settings:
             "proxy": self.proxy,
             "ec2_endpoint": self.ec2_endpoint,
             "sts_endpoint": self.sts_endpoint,
+            "role_arn": self.role_arn,
+            "external_id": self.external_id,
         }
 
     def shown(self) -> Dict[str, Any]:
@@ -281,6 +296,37 @@ def validate_cache_file(value: Any) -> Optional[str]:
     return text
 
 
+def validate_role_arn(value: Any) -> Optional[str]:
+    """The ARN of an IAM role (any partition, any path): the route tables' owner account's."""
+    if value is None or value == "":
+        return None
+    text = _text("role_arn", value).strip()
+    if _ROLE_ARN.fullmatch(text) and len(text) <= 2048:  # AssumeRole's RoleArn: 20-2048
+        return text
+    other = _OTHER_IAM_ARN.match(text)
+    if other and other.group("kind") != "role":
+        problem = f"that names an IAM {other.group('kind')}, not a role"
+    else:
+        problem = "not an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME)"
+    raise ConfigError(
+        f"invalid role_arn {shown(text)}: {problem}; pass the ARN of the route tables' owner "
+        "account's role, e.g. arn:aws:iam::111122223333:role/mirror-vip-routes"
+    )
+
+
+def validate_external_id(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    text = _text("external_id", value)
+    if not _EXTERNAL_ID.fullmatch(text):
+        raise ConfigError(
+            f"invalid external_id {shown(text)}: AWS accepts 2 to 1224 characters of letters, "
+            "digits and +=,.@:/-_ ; pass the value the owner account's trust policy requires "
+            "(sts:ExternalId)"
+        )
+    return text
+
+
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"invalid {key} {shown(value)}: expected a string")
@@ -319,7 +365,20 @@ def from_mapping(values: Mapping[str, Any]) -> Settings:
         proxy=validate_proxy(given.get("proxy")),
         ec2_endpoint=validate_endpoint("ec2_endpoint", given.get("ec2_endpoint"), "ec2"),
         sts_endpoint=validate_endpoint("sts_endpoint", given.get("sts_endpoint"), "sts"),
+        **_role(given),
     )
+
+
+def _role(given: Mapping[str, Any]) -> Dict[str, Optional[str]]:
+    """role_arn and external_id: an external id without a role would be sent nowhere."""
+    role_arn = validate_role_arn(given.get("role_arn"))
+    external_id = validate_external_id(given.get("external_id"))
+    if external_id and not role_arn:
+        raise ConfigError(
+            "external_id is set but role_arn is not: an external id goes with the role it "
+            "is required by; set role_arn as well, or unset external_id"
+        )
+    return {"role_arn": role_arn, "external_id": external_id}
 
 
 def parse_json(
