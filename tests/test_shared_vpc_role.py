@@ -30,7 +30,7 @@ from tests.conftest import REGION, AwsLike, World
 OWNER = "123456789012"
 ROLE = f"arn:aws:iam::{OWNER}:role/mirror-vip-routes"
 EXTERNAL_ID = "mirror-vip-prod-7"
-INSTANCE_KEY = "FOOBARKEY"  # the AWS_ACCESS_KEY_ID mock_aws sets: this instance's own role
+INSTANCE_KEY = "testing"  # the AWS_ACCESS_KEY_ID the `aws` fixture sets: this instance's own role
 ROLE_KEY = "ASIAROLEKEY000000001"  # what the loopback STS hands out
 
 
@@ -141,7 +141,7 @@ def test_doctor_probes_the_writes_as_the_role(member_a: World, signed: List[Sign
     assert checks["permissions"].status == "pass", checks["permissions"]
     probes = [s for s in signed if s.params.get("DryRun") == "true"]
     assert {p.action for p in probes} == {"ReplaceRoute", "CreateRoute", "DeleteRoute"}
-    assert {p.key for p in probes} == keys_of(signed, "ec2", "DescribeRouteTables", "DescribeVpcs")
+    assert {p.key for p in probes} == keys_of(signed, "ec2", "DescribeRouteTables")
     assert INSTANCE_KEY not in {p.key for p in probes}
     assert keys_of(signed, "ec2", "DescribeNetworkInterfaces") == {INSTANCE_KEY}
 
@@ -321,7 +321,9 @@ def test_doctor_fails_the_role_and_probes_nothing(
     checks = {c.name: c for c in report.checks}
     assert checks["assume_role"].status == "fail" and ROLE in checks["assume_role"].detail
     assert "permissions" not in checks and report.exit_code == 1
-    assert aws.calls == []  # no EC2 call was made as anyone
+    # the network path's one DescribeVpcs, as the instance, before the role; nothing as the role
+    assert [action for action, _ in aws.calls] == ["DescribeVpcs"]
+    assert keys_of(signed, "ec2") == {INSTANCE_KEY}
 
 
 def test_a_stalled_sts_is_given_up_on_by_the_deadline(

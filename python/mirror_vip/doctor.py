@@ -172,7 +172,7 @@ def _outside_vpc_cidr(vip: str, ctx: Context) -> Check:
         vpcs = checked(
             "DescribeVpcs",
             ctx.identity.vpc_id,
-            ctx.ec2.describe_vpcs,
+            ctx.own_ec2.describe_vpcs,  # as the member: a shared VPC's participant may
             ctx.deadline,
             VpcIds=[ctx.identity.vpc_id],
         ).get("Vpcs", [])
