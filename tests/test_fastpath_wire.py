@@ -116,7 +116,10 @@ def test_release_deletes_on_connections_opened_while_it_read(wire: Wire) -> None
     more: every delete goes out on a connection opened before the read answered."""
     w = wire.world
     _routes_on_a(w)
-    wire.aws.set_round_trip(0.1)  # TCP, then TLS 1.3's one flight: 0.2 s per new connection
+    # TCP, then TLS 1.3's one flight: 0.8 s per new connection, so the read answers 1.2 s after
+    # it was sent; a pre-open started beside it is opened long before that even on a loaded
+    # machine (with 0.1 s the side thread was once scheduled after the read had answered)
+    wire.aws.set_round_trip(0.4)
     report = api.release(chosen(deadline=10))
     assert report.ok and w.targets() == dict.fromkeys(every_table(w), None)
     read = next(c for c in wire.aws.calls("DescribeRouteTables"))

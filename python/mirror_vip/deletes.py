@@ -11,14 +11,13 @@ describe-first claim, every minute: docs/operations.md).
 
 from __future__ import annotations
 
-import time
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from .aws import Deadline, aws_error, call, error_code
 from .errors import AwsError
 from .failures import is_transient
 from .report import DELETED, ERROR, SKIPPED, UNCHANGED, TableResult
-from .routes import VERIFY_WINDOW_S, Table, in_parallel, read_tables
+from .routes import Table, in_parallel, read_until_settled
 from .settings import Settings
 
 
@@ -96,22 +95,14 @@ def verify_release(
     planned = [r for r in results if not (r.action == ERROR and r.before is None)]
     if not any(r.action in (DELETED, ERROR) for r in planned):
         return None
-    scoped = Settings(vip=chosen.vip, route_tables=tuple(r.id for r in planned))
-    window = Deadline(min(VERIFY_WINDOW_S, deadline.remaining()))
-    pause = 0.1
+
+    def lingering(seen: Dict[str, Table]) -> bool:
+        return any(
+            r.action == DELETED and r.id in seen and seen[r.id].target == r.before for r in planned
+        )
+
     try:
-        while True:
-            tables, _ = read_tables(ec2, scoped, vpc_id, deadline)
-            seen = {t.id: t for t in tables}
-            lingering = [
-                r
-                for r in planned
-                if r.action == DELETED and r.id in seen and seen[r.id].target == r.before
-            ]
-            if not lingering or window.remaining() <= pause:
-                break
-            time.sleep(pause)  # EC2's reads are eventually consistent: a stale one may follow
-            pause = min(pause * 2, 1.0)
+        seen = read_until_settled(ec2, chosen, [r.id for r in planned], vpc_id, deadline, lingering)
     except AwsError as exc:
         return (
             f"the deletes are not verified: reading the tables back failed ({exc}); run "

@@ -300,6 +300,29 @@ def apply_claim(
     in_parallel(one, todo)
 
 
+def read_until_settled(
+    ec2: Any,
+    chosen: Settings,
+    ids: Sequence[str],
+    vpc_id: str,
+    deadline: Deadline,
+    unsettled: Callable[[Dict[str, Table]], bool],
+) -> Dict[str, Table]:
+    """Read the tables IDS back, again while UNSETTLED says the writes are not all seen yet:
+    EC2's reads are eventually consistent, so a stale read may follow a write for a moment
+    (VERIFY_WINDOW_S at most). {table id: table as last read}. Raises AwsError."""
+    scoped = Settings(vip=chosen.vip, route_tables=tuple(ids))
+    window = Deadline(min(VERIFY_WINDOW_S, deadline.remaining()))
+    pause = 0.1
+    while True:
+        tables, _ = read_tables(ec2, scoped, vpc_id, deadline)
+        seen = {t.id: t for t in tables}
+        if not unsettled(seen) or window.remaining() <= pause:
+            return seen
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
 def verify_claim(
     ec2: Any,
     chosen: Settings,
@@ -320,23 +343,19 @@ def verify_claim(
     doubtful = [r for r in results if r.action == ERROR and r.before != eni]
     if not written and not doubtful:
         return None
-    scoped = Settings(vip=chosen.vip, route_tables=tuple(r.id for r in written + doubtful))
-    window = Deadline(min(VERIFY_WINDOW_S, deadline.remaining()))
-    pause = 0.1
+
+    def unsettled(seen: Dict[str, Table]) -> bool:
+        return any(r.id not in seen or seen[r.id].target != eni for r in written)
+
+    ids = tuple(r.id for r in written + doubtful)
     try:
-        while True:
-            tables, _ = read_tables(ec2, scoped, vpc_id, deadline)
-            seen = {t.id: t for t in tables}
-            wrong = [r for r in written if r.id not in seen or seen[r.id].target != eni]
-            if not wrong or window.remaining() <= pause:
-                break
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+        seen = read_until_settled(ec2, chosen, ids, vpc_id, deadline, unsettled)
     except AwsError as exc:
         return (
             f"the writes are not verified: reading them back failed ({exc}); run status to "
             "see where the routes point"
         )
+    wrong = [r for r in written if r.id not in seen or seen[r.id].target != eni]
     for r in doubtful:
         if r.id in seen and seen[r.id].target == eni:
             r.action = CREATED if r.before is None else REPLACED
