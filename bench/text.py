@@ -5,10 +5,13 @@ measured parts around it). The A/B figures in CHANGES were measured with `python
 METHOD = """
 **What runs.** Every row moves the VIP's /32 route in the N route tables of one VPC (the main
 table included) from member A's ENI to member B's, as member B, against the fake AWS of
-`sim/fakeaws.py` (moto's server behind our proxy, on loopback). The proxy adds the latency L to
-every EC2 call before moto sees it (a write is applied about L after it is sent) and models TLS:
-a new connection's first request is held 2L (a connection opened early has paid that by the
-time it is used, as with a handshake done in `connect()`). The member's identity and its
+`sim/fakeaws.py` (moto's server behind our proxy, on loopback). The proxy speaks HTTPS as EC2
+does: a real TLS 1.3 handshake (with the session tickets Python's servers send after it), its
+certificate from a CA made for the run and trusted through `AWS_CA_BUNDLE`, as a user behind a
+corporate CA does. It adds the latency L to every EC2 call before moto sees it (a write is
+applied about L after it is sent) and charges connection set-up the network's round trips: one
+L for TCP, then one per TLS flight the client waits for (2L in all for TLS 1.3, `sim/tls.py`);
+a connection opened early has paid that by the time it is used. The member's identity and its
 instance-role credentials come from the IMDSv2 emulator (`sim/imds.py`) on loopback; its VIP
 interface is the host's `lo`, whose MAC the emulator maps to member B's ENI. No namespaces,
 nothing leaves loopback. Processes are started from a small launcher, so that the peak RSS
