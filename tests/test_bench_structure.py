@@ -19,7 +19,7 @@ import pytest
 
 from bench import rows, vpc
 from bench.measure import Figures, Launcher, depths
-from sim.fakeaws import Call, FakeAws
+from sim.fakeaws import Call, Connection, FakeAws
 from sim.imds import ImdsEmulator
 
 LATENCY_S = 0.2  # per call, and per round trip of a connection's set-up (TLS 1.3: two)
@@ -124,3 +124,24 @@ def test_round_trips_count_dependent_waves_not_calls() -> None:
     assert set(depths(parallel).values()) == {1}
     chained = [*parallel, call(4, 1.3, 2.0), call(5, 2.1, 3.0)]
     assert depths(chained)[5] == 3
+
+
+def test_a_write_on_its_own_new_connection_is_sent_when_the_connection_opened() -> None:
+    # The record of a loaded "ours cached" run, L = 0.2 s: every connection opened at once;
+    # connection 2's set-up ended after connection 1's write was answered, and its write came
+    # 7 ms after its set-up (the client's threads waiting for a CPU), having waited for nothing.
+    def conn(seq: int, ready: float) -> Connection:
+        return Connection(seq=seq, opened=0.0, ready=ready)
+
+    def write(seq: int, on: int, start: float, end: float) -> Call:
+        return Call(seq=seq, action="ReplaceRoute", params={}, start=start, end=end, connection=on)
+
+    loaded = [write(1, 1, 0.60, 0.80), write(2, 2, 0.907, 1.11)]
+    assert depths(loaded, [conn(1, 0.60), conn(2, 0.90)]) == {1: 1, 2: 1}
+    # A connection opened ahead and left idle: the describe was answered while it was set up
+    # and ready, and its first write came 1 ms after: that write may have waited for it.
+    describe = Call(seq=1, action="DescribeRouteTables", params={}, start=0.6, end=0.8)
+    describe.connection = 1
+    ahead = [describe, write(2, 2, 0.801, 1.0)]
+    assert depths(ahead, [conn(1, 0.60), conn(2, 0.60)])[2] == 2
+    assert depths(ahead, [conn(1, 0.60), conn(2, 0.7995)])[2] == 2
