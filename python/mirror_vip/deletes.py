@@ -12,7 +12,7 @@ describe-first claim, every minute: docs/operations.md).
 from __future__ import annotations
 
 import time
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from .aws import Deadline, aws_error, call, error_code
 from .errors import AwsError
@@ -99,6 +99,7 @@ def verify_release(
     scoped = Settings(vip=chosen.vip, route_tables=tuple(r.id for r in planned))
     window = Deadline(min(VERIFY_WINDOW_S, deadline.remaining()))
     pause = 0.1
+    seen: Optional[Dict[str, Table]] = None
     try:
         while True:
             tables, _ = read_tables(ec2, scoped, vpc_id, deadline)
@@ -113,10 +114,12 @@ def verify_release(
             time.sleep(pause)  # EC2's reads are eventually consistent: a stale one may follow
             pause = min(pause * 2, 1.0)
     except AwsError as exc:
-        return (
-            f"the deletes are not verified: reading the tables back failed ({exc}); run "
-            "status to see where the routes point"
-        )
+        if seen is None:
+            return (
+                f"the deletes are not verified: reading the tables back failed ({exc}); run "
+                "status to see where the routes point"
+            )
+        # a re-read, giving a stale read time to clear, failed: the last read is what we know
     for r in planned:
         table = seen.get(r.id)
         now = table.target if table else None
