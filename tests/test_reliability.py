@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -63,25 +63,24 @@ def errors(report: Dict[str, Any]) -> List[str]:
     return [*report.get("errors", []), *report.get("warnings", []), *rows]
 
 
-def writes_of(fab: Fabric, member: str, hold_all: bool = False) -> Gate:
-    """MEMBER's route writes held until one has arrived for every table (HOLD_ALL: its other
-    calls too): a client that waits for any answer before its last write never gets past it."""
-    caller = key(fab, member)
-    return Gate(
-        fab.aws,
-        lambda c: c.table if c.caller == caller and c.is_write else None,
-        len(fab.world.tables),
-        (lambda c: c.caller == caller) if hold_all else None,
-    )
+FIRST_READS = ("DescribeRouteTables", "DescribeSubnets")  # side by side (routes.read_layout)
 
 
-def describes_of(fab: Fabric, member: str) -> Gate:
-    """MEMBER's first describes (route tables and subnets) held until both have arrived."""
+def wave_of(fab: Fabric, member: str, writes: bool = True, reads: bool = False) -> Gate:
+    """MEMBER's calls of one wave, each held until the whole wave has arrived: WRITES, a route
+    write for every table; READS, the route-table and subnet describes. A client that waits for
+    any answer before sending the wave's last call never gets past the gate (Gate.timed_out)."""
     caller = key(fab, member)
-    first = ("DescribeRouteTables", "DescribeSubnets")
-    return Gate(
-        fab.aws, lambda c: c.action if c.caller == caller and c.action in first else None, 2
-    )
+
+    def member_of(call: Call) -> Optional[str]:
+        if call.caller != caller:
+            return None
+        if writes and call.is_write:
+            return call.table
+        return call.action if reads and call.action in FIRST_READS else None
+
+    size = (len(fab.world.tables) if writes else 0) + (len(FIRST_READS) if reads else 0)
+    return Gate(fab.aws, member_of, size)
 
 
 def assert_succeeded(report: Dict[str, Any]) -> None:
@@ -100,10 +99,10 @@ def test_claim_is_one_describe_then_parallel_writes_then_a_verify_and_never_a_de
     fab.aws.set_latency("*", 0.05)
     was, since = before(fab), time.monotonic()
     # each wave held until it is whole: side by side is proven by order, not thread timing
-    with describes_of(fab, B) as reads, writes_of(fab, B) as wave:
+    with wave_of(fab, B, writes=False, reads=True) as reads, wave_of(fab, B) as wave:
         report = claim(fab, B)
-    assert reads.complete and wave.complete, (reads.timed_out, wave.timed_out)
     assert_succeeded(report)
+    assert reads.complete and wave.complete, (reads.timed_out, wave.timed_out)
     assert_all_on(fab.aws, world, B)
     calls = by(fab.aws.calls(since=since), key(fab, B))
     writes = [c for c in calls if c.is_write]
@@ -127,16 +126,17 @@ def test_failover_with_a_cached_table_list_writes_in_the_first_round_trip(
     assert_succeeded(claim(fab, A, use_cache=True))
     fab.aws.set_latency("*", 0.05)
     was, since = before(fab), time.monotonic()
-    with writes_of(fab, B, hold_all=True) as wave:  # the describe's answer waits for the writes
+    # the writes and the describe sent beside them (fastpath), each held until all have arrived
+    with wave_of(fab, B, reads=True) as wave:
         report = claim(fab, B, use_cache=True)
-    assert wave.complete, f"writes waited for an answer: {wave.timed_out}"
     assert_succeeded(report)
+    assert wave.complete, f"sent after an answer: {wave.timed_out}"
     assert_all_on(fab.aws, world, B)
     calls = by(fab.aws.calls(since=since), key(fab, B))
     writes = [c for c in calls if c.is_write]
     first_describe = next(c for c in calls if c.action == "DescribeRouteTables")
     assert min(c.start for c in writes) < first_describe.end, "writes waited for the describe"
-    assert critical_path(calls) <= 2
+    assert critical_path(calls) <= 2, [(c.action, c.start - since, c.end - since) for c in calls]
     assert_never_absent(fab.aws, world, was, since)
 
 
