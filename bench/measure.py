@@ -8,6 +8,7 @@ host), so "process start" (taken in this process just before the spawn) and the 
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import subprocess
@@ -126,27 +127,34 @@ class Launcher:
             self._proc.wait(10)
 
 
-HANDSHAKE_WAIT_S = 0.005  # a first request read this soon after its handshake was waiting for it
-
-
 def sent_times(calls: Sequence[Call], connections: Sequence[Connection] = ()) -> Dict[int, float]:
     """When each call was made, as near as the record tells: the proxy reads a request
-    (`start`) when it arrives, but the first one on a new connection can only be sent once
-    the connection's set-up (TCP and TLS, with the modelled round trips) is over. Such a
-    request was made no later than its connection was opened (the client connects, then
-    sends) when it arrived as the set-up ended; on a connection opened earlier and idle, when
-    it arrived. {call seq: time}."""
+    (`start`) when it arrives, but the first one on a new connection can only be sent once the
+    connection's set-up (TCP and TLS, with the modelled round trips) is over. Such a request
+    was made no later than its connection was opened (the client connects to send it) unless
+    the connection sat set up and idle while an answer went out: then it may have been opened
+    ahead (api.PREOPEN_GUESS) and the request have waited for that answer, so it counts as made
+    when it arrived. No clock threshold: on a loaded machine a request made before its
+    connection was opened can arrive any time after the set-up ends, but it can only be counted
+    as made early if no answer left between the two. {call seq: time}."""
     opened = {c.seq: c for c in connections}
     first_on: Dict[int, Call] = {}
     for call in sorted(calls, key=lambda c: c.start):
         if call.connection is not None:
             first_on.setdefault(call.connection, call)
+    answered = sorted(c.end for c in calls if c.end)
     sent: Dict[int, float] = {}
     for call in calls:
         conn = opened.get(call.connection or -1)
-        held = conn is not None and call.start <= conn.ready + HANDSHAKE_WAIT_S
-        first = conn is not None and first_on.get(conn.seq) is call
-        sent[call.seq] = conn.opened if (conn is not None and first and held) else call.start
+        if conn is None or first_on.get(conn.seq) is not call:
+            sent[call.seq] = call.start
+            continue
+        # an answer left while this connection was set up and idle (its own first call's
+        # answer leaves after it arrived, so it is never among them)
+        idle_answer = bisect.bisect_right(answered, call.start) > bisect.bisect_left(
+            answered, conn.ready
+        )
+        sent[call.seq] = call.start if idle_answer else conn.opened
     return sent
 
 

@@ -79,7 +79,7 @@ class ImdsCall:
     method: str
     path: str
     status: int
-    end: float = 0.0  # when the answer was sent, or found unwanted (the client gone), or dropped
+    end: float = 0.0  # as its last byte left, or when it was found unwanted or dropped
 
 
 @dataclass
@@ -387,11 +387,15 @@ class _ImdsHandler(BaseHTTPRequestHandler):
         status, text = imds.answer(self, method)
         call = imds.record(arrived, method, self.path, status)
         try:
-            self._send(method, status, text, imds.fault_for(self.path))
+            self._send(call, text, imds.fault_for(self.path))
         finally:
-            call.end = time.monotonic()
+            if not call.end:  # no answer sent (held, reset, the client gone): the end is now
+                call.end = time.monotonic()
 
-    def _send(self, method: str, status: int, text: str, fault: Optional[ImdsFault]) -> None:
+    def _send(self, call: ImdsCall, text: str, fault: Optional[ImdsFault]) -> None:
+        """Write the answer. `call.end` is set just before its last byte leaves: once the
+        client has read the answer, the record must already say it was sent."""
+        method, status = call.method, call.status
         if status <= 0:
             if status < 0:  # reset: RST instead of FIN
                 self.connection.setsockopt(
@@ -409,6 +413,7 @@ class _ImdsHandler(BaseHTTPRequestHandler):
                 self.send_header(TTL_HEADER, self.headers.get(TTL_HEADER, ""))
             self.end_headers()
             if not dribble:
+                call.end = time.monotonic()
                 self.wfile.write(body)
                 return
             self.close_connection = True  # held or cut short: this connection carries no more
@@ -418,6 +423,8 @@ class _ImdsHandler(BaseHTTPRequestHandler):
                     return
                 if time.monotonic() > until:
                     return
+                if i == len(body) - 1:
+                    call.end = time.monotonic()
                 self.wfile.write(body[i : i + 1])
         except OSError:
             self.close_connection = True

@@ -7,13 +7,14 @@ Fixture names start with `sim_` so they never shadow the core's (`aws`, `world`,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
+import threading
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Set, TypeVar
 
 import pytest
 
 from sim import netns
 from sim.fabric import Fabric
-from sim.fakeaws import Call, FakeAws
+from sim.fakeaws import Call, FakeAws, Refusal
 from sim.world import World, build, point_all
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -124,3 +125,60 @@ def critical_path(calls: Sequence[Call]) -> int:
         before = [depth[j] for j in range(i) if ordered[j].end <= call.start]
         depth.append(1 + max(before, default=0))
     return max(depth, default=0)
+
+
+class Gate:
+    """Proof that calls were sent side by side, from the order of events, not a clock: the
+    fake AWS holds each call that `holds` (default: the wave's own calls) until the wave is
+    complete, i.e. `size` distinct keys (`wave(call)`, None: not in the wave) have arrived.
+    A client that sends the whole wave without waiting for any held answer passes at once;
+    one that waits for an answer (a write after another write, or after the describe) never
+    completes it, and the gate opens only after TIMEOUT_S, which `timed_out` records.
+
+        with Gate(aws, lambda c: c.table if c.is_write else None, len(tables)) as writes:
+            claim()
+        assert writes.complete
+    """
+
+    def __init__(
+        self,
+        aws: FakeAws,
+        wave: Callable[[Call], Optional[Hashable]],
+        size: int,
+        holds: Optional[Callable[[Call], bool]] = None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.aws, self.wave, self.size, self.timeout_s = aws, wave, size, timeout_s
+        self.holds = holds or (lambda call: wave(call) is not None)
+        self.seen: Set[Hashable] = set()
+        self.timed_out: List[Call] = []
+        self._released = False
+        self._opened = threading.Condition()
+
+    @property
+    def complete(self) -> bool:
+        """The whole wave arrived and no call was let through by the timeout."""
+        with self._opened:
+            return len(self.seen) >= self.size and not self.timed_out
+
+    def __call__(self, call: Call) -> Optional[Refusal]:
+        key = self.wave(call)
+        with self._opened:
+            if key is not None:
+                self.seen.add(key)
+                self._opened.notify_all()
+            if self.holds(call) and not self._opened.wait_for(
+                lambda: self._released or len(self.seen) >= self.size, self.timeout_s
+            ):
+                self.timed_out.append(call)
+        return None
+
+    def __enter__(self) -> Gate:
+        self.aws.intercept(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.aws.remove_hook(self)
+        with self._opened:
+            self._released = True  # whatever is still held goes on
+            self._opened.notify_all()

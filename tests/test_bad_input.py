@@ -100,7 +100,8 @@ def assert_refused(done: subprocess.CompletedProcess[str], recorder: Recorder, *
 
 
 def test_the_recorder_sees_what_a_run_sends(recorder: Recorder, tmp_path: Path) -> None:
-    done = run_cli(recorder, tmp_path, [*CLAIM, "--deadline", "2"])
+    # 6 s: with 2, a loaded machine once spent the deadline before the first request
+    done = run_cli(recorder, tmp_path, [*CLAIM, "--deadline", "6"])
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert ("POST", "/") in recorder.requests  # the DescribeNetworkInterfaces
 

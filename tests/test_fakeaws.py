@@ -266,10 +266,13 @@ def test_latency_delays_the_call_before_moto_sees_it(net: Net) -> None:
 def test_a_dribbled_answer_defeats_a_per_read_timeout_and_the_write_lands(
     net: Net, kind: str
 ) -> None:
-    """Every socket read gets a byte before botocore's read timeout (0.3 s): the whole answer
-    takes as long as the dribble, however long that is."""
-    net.aws.add_fault(Fault(kind, action="ReplaceRoute", times=1, seconds=0.005))
-    impatient = net.aws.client(via_proxy=True, read_timeout=0.3, connect_timeout=1)
+    """Every socket read gets a byte before botocore's read timeout (1 s): the whole answer
+    takes as long as the dribble, however long that is (here longer than the read timeout).
+    With 0.3 s, a loaded machine once held the dribbling thread past it."""
+    size = 100 if kind == "dribble" else 200  # bytes dribbled, at least: the body (and head)
+    every = 1.2 / size
+    net.aws.add_fault(Fault(kind, action="ReplaceRoute", times=1, seconds=every))
+    impatient = net.aws.client(via_proxy=True, read_timeout=1.0, connect_timeout=1)
     started = time.monotonic()
     impatient.replace_route(
         RouteTableId=net.tables[0], DestinationCidrBlock=VIP, NetworkInterfaceId=net.eni_b
@@ -278,8 +281,7 @@ def test_a_dribbled_answer_defeats_a_per_read_timeout_and_the_write_lands(
     (call,) = net.aws.calls("ReplaceRoute")
     assert call.landed and call.fault == kind and call.status == 200
     assert net.target(net.tables[0]) == net.eni_b
-    size = 100 if kind == "dribble" else 200  # bytes dribbled, at least: the body (and head)
-    assert took >= size * 0.005 and call.end - call.applied >= size * 0.005  # type: ignore[operator]
+    assert took >= size * every and call.end - call.applied >= size * every  # type: ignore[operator]
 
 
 def test_a_dribble_ends_when_the_client_goes_or_at_clear_faults(net: Net) -> None:

@@ -127,7 +127,9 @@ def test_unreachable_imds_fails_within_its_timeouts(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{port}/")
     started = time.monotonic()
     try:
-        with pytest.raises(IdentityError, match="IMDSv2 token: no complete answer within"):
+        # the attempt's bound and the socket's read timeout are both 1 s: on a loaded machine
+        # either may end the try first, and each says so in its own words
+        with pytest.raises(IdentityError, match=r"IMDSv2 token: no (complete )?answer within 1"):
             metadata.fetch_identity(_core(), MEMBER.mac)
     finally:
         silent.close()

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import botocore.session
 import pytest
@@ -15,7 +16,7 @@ from botocore.utils import InstanceMetadataFetcher
 
 from mirror_vip import imds as product_imds
 from mirror_vip.errors import IdentityError
-from sim.imds import Identity, ImdsEmulator, access_key_for
+from sim.imds import Identity, ImdsEmulator, _ImdsHandler, access_key_for
 
 MAC = "02:00:00:aa:bb:cc"
 TTL = "X-aws-ec2-metadata-token-ttl-seconds"
@@ -218,6 +219,31 @@ def test_a_dribbled_token_sends_its_head_at_once_then_a_byte_at_a_time(
     assert get(emulator, "meta-data/instance-id", text) == (200, IDENTITY.instance_id)
     (put,) = [c for c in emulator.calls if c.method == "PUT"]
     assert put.end - put.at >= 0.02 * (len(text) - 1)
+
+
+@pytest.mark.parametrize("dribbled", [False, True], ids=["whole", "dribbled"])
+def test_an_answer_is_in_the_record_with_its_end_before_the_client_has_it(
+    emulator: ImdsEmulator, monkeypatch: pytest.MonkeyPatch, dribbled: bool
+) -> None:
+    # The handler's thread is held just after its last write, as a loaded machine may hold it:
+    # a test reading the record once the client has the whole answer must find the end there.
+    resume = threading.Event()
+    send = _ImdsHandler._send
+
+    def send_then_stall(handler: Any, *args: Any) -> None:
+        send(handler, *args)
+        resume.wait(5.0)
+
+    monkeypatch.setattr(_ImdsHandler, "_send", send_then_stall)
+    if dribbled:
+        emulator.add_fault("dribble", 0.01, path="api/token")
+    try:
+        text = token(emulator)
+        (put,) = [c for c in emulator.calls if c.method == "PUT"]
+        assert put.status == 200 and put.end > 0.0, put
+        assert put.end - put.at >= (0.01 * (len(text) - 1) if dribbled else 0.0)
+    finally:
+        resume.set()
 
 
 def test_a_hang_on_one_path_ends_at_heal_and_answer_overrides_a_value(

@@ -245,6 +245,35 @@ def test_release_verifies_a_delete_whose_answer_says_it_is_still_there(
     assert report.exit_code == 1 and report.outcome == "partial"  # the other tables had no route
 
 
+def test_release_reports_what_its_read_back_saw_when_a_later_read_fails(
+    member_a: World, aws: AwsLike
+) -> None:
+    """The read back saw the deleted route still there (here: put back at once); the re-reads
+    that give a stale read time to clear then failed. It was reported "deleted", after None: the
+    failed re-read threw away what the first read had shown."""
+    w = member_a
+    w.route(w.main_table, w.a.eni)
+
+    def put_back_then_throttle(ec2: Any, action: str, params: Dict[str, Any]) -> None:
+        if action == "DescribeRouteTables" and aws.count("DeleteRoute") == 1:
+            aws.hooks.clear()
+            ec2.create_route(
+                RouteTableId=w.main_table,
+                DestinationCidrBlock=f"{VIP}/32",
+                NetworkInterfaceId=w.a.eni,
+            )
+            aws.throttle["DescribeRouteTables"] = 10**6  # from the next read on
+
+    aws.hooks.append(put_back_then_throttle)
+    report = api.release(chosen(deadline=6))
+    assert aws.count("DescribeRouteTables") >= 3  # the read, the read back, a failed re-read
+    aws.throttle.clear()
+    row = next(t for t in report.route_tables if t.id == w.main_table)
+    assert w.target(w.main_table) == w.a.eni
+    assert row.action == "error" and row.after == w.a.eni, row
+    assert report.exit_code == 1 and report.outcome == "partial"
+
+
 def test_doctor_names_a_probe_that_throttling_outlasted_in_aws_words(
     member_a: World, aws: AwsLike
 ) -> None:

@@ -310,12 +310,19 @@ def read_until_settled(
 ) -> Dict[str, Table]:
     """Read the tables IDS back, again while UNSETTLED says the writes are not all seen yet:
     EC2's reads are eventually consistent, so a stale read may follow a write for a moment
-    (VERIFY_WINDOW_S at most). {table id: table as last read}. Raises AwsError."""
+    (VERIFY_WINDOW_S at most). {table id: table as last read}. Raises AwsError when the first
+    read fails; when a re-read fails, the last read is what is known, and it is returned."""
     scoped = Settings(vip=chosen.vip, route_tables=tuple(ids))
     window = Deadline(min(VERIFY_WINDOW_S, deadline.remaining()))
     pause = 0.1
+    seen: Optional[Dict[str, Table]] = None
     while True:
-        tables, _ = read_tables(ec2, scoped, vpc_id, deadline)
+        try:
+            tables, _ = read_tables(ec2, scoped, vpc_id, deadline)
+        except AwsError:
+            if seen is None:
+                raise
+            return seen
         seen = {t.id: t for t in tables}
         if not unsettled(seen) or window.remaining() <= pause:
             return seen
