@@ -191,3 +191,56 @@ def test_cli_claim_with_proxy_option_goes_through_the_proxy_and_imds_does_not(
     assert_switched(aws, w, json.loads(done.stdout), expected_actions(w))
     assert_ec2_went_through_the_proxy(proxy, aws, since)
     assert_imds_was_asked_directly(imds, proxy)
+
+
+# --- a shared VPC: the AssumeRole through the proxy too --------------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/mirror-vip-routes"  # moto's default account: the owner
+INSTANCE_KEY = "testing"  # the `aws` fixture's AWS_ACCESS_KEY_ID: this instance's own role
+
+
+@pytest.mark.parametrize("own_sts_endpoint", [False, True], ids=["sts-by-env", "sts_endpoint"])
+@pytest.mark.parametrize("environment", ["same-proxy", "other-proxy"])
+def test_claim_as_a_role_assumes_it_through_the_proxy(
+    member_a: World,
+    aws: AwsLike,
+    imds: Imds,
+    proxy: ConnectProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    own_sts_endpoint: bool,
+    environment: str,
+) -> None:
+    """role_arn: STS AssumeRole (moto's, behind the fake AWS) goes through the proxy setting's
+    proxy as the EC2 calls do, whatever proxy the environment names (other-proxy: one that
+    must carry nothing); with sts_endpoint, to that endpoint: a listener of the fake AWS
+    serving TLS 1.2, so the connection that carried the AssumeRole tells where it went."""
+    w = member_a
+    w.route(w.tables[0], w.b.eni)
+    values: Dict[str, Any] = {"proxy": proxy.url, "role_arn": ROLE}
+    sts = aws.fake.endpoint
+    if own_sts_endpoint:
+        sts = values["sts_endpoint"] = aws.fake.listen(tls_version="1.2")
+    aws.fake.clear_calls()
+    with ConnectProxy().start() as other:
+        proxy_everything(monkeypatch, proxy.url if environment == "same-proxy" else other.url)
+        since = time.monotonic()
+        imds.requests.clear()
+        report = api.claim(settings.from_mapping(values))
+    assert other.carried == [], "the environment's proxy carried calls"
+
+    assert_switched(aws, w, report.to_dict(), expected_actions(w))
+    calls = aws.fake.calls(since=since)
+    assert {c.peer for c in calls} == {TUNNEL_SOURCE}, [(c.describe(), c.peer) for c in calls]
+    (assume,) = [c for c in calls if c.action == "AssumeRole"]
+    assert assume.status == 200 and assume.caller == INSTANCE_KEY
+    assert set(proxy.tunnels(status=None)) == {host_port(aws.fake.endpoint), host_port(sts)}
+    carrier = {c.seq: c for c in aws.fake.connections(since)}
+    sts_tls = "TLSv1.2" if own_sts_endpoint else "TLSv1.3"
+    assert carrier[assume.connection or 0].tls == sts_tls
+    route_calls = [c for c in calls if c.action in ("DescribeRouteTables", "CreateRoute")]
+    route_calls += [c for c in calls if c.action == "ReplaceRoute"]
+    assert route_calls and {c.caller for c in route_calls} != {INSTANCE_KEY}
+    assert INSTANCE_KEY not in {c.caller for c in route_calls}, "route calls as the role"
+    assert {carrier[c.connection or 0].tls for c in route_calls} == {"TLSv1.3"}
+    assert proxy.forwarded() == []
+    assert_imds_was_asked_directly(imds, proxy)
