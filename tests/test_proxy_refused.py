@@ -18,6 +18,7 @@ from sim.connect_proxy import ConnectProxy
 from tests.conftest import VIP, AwsLike, Imds, Member, World
 from tests.test_proxy_claim import (
     LOOPBACK_MAC,
+    ROLE,
     TUNNEL_SOURCE,
     host_port,
     proxy_everything,
@@ -114,5 +115,34 @@ def test_the_cli_says_a_refusing_proxy_in_one_line_without_the_password(
     assert said and "correct the user and password in the proxy setting" in said[0], said
     assert aws.fake.calls(since=since) == []
     assert proxy.tunnels(status=407) and not proxy.tunnels(status=200)
+    tables = [w.main_table, *w.tables]
+    assert {aws.fake.route_target(t, f"{VIP}/32") for t in tables} == {None}
+
+
+@pytest.mark.parametrize("refusing", ["forbidden"], indirect=True)
+def test_a_refused_assume_role_tunnel_is_one_line_naming_the_proxy_and_the_role(
+    member_a: World,
+    aws: AwsLike,
+    imds: Imds,
+    refusing: Tuple[ConnectProxy, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """role_arn with sts_endpoint on a listener the proxy refuses (EC2's it lets through): the
+    AssumeRole's refusal says the proxy, its answer and the role; no route call is made."""
+    proxy, setting = refusing
+    sts = aws.fake.listen()
+    proxy.deny = {host_port(sts)}
+    w = member_a
+    aws.fake.clear_calls()
+    since = time.monotonic()
+    values = {"proxy": setting, "role_arn": ROLE, "sts_endpoint": sts, "deadline": DEADLINE_S}
+    report = api.claim(settings.from_mapping(values))
+
+    assert not report.ok and report.exit_code == 1 and len(report.errors) == 1, report.errors
+    line = report.errors[0]
+    assert f"the proxy {proxy.url} answered 403 Forbidden to CONNECT" in line, line
+    assert ROLE in line and "allow-list" in line, line
+    routes = [c for c in aws.fake.calls(since=since) if c.action != "DescribeNetworkInterfaces"]
+    assert routes == [], [c.describe() for c in routes]
     tables = [w.main_table, *w.tables]
     assert {aws.fake.route_target(t, f"{VIP}/32") for t in tables} == {None}
