@@ -13,7 +13,10 @@ everything:
 - `Proxy-Authorization: Basic` checked when `credentials` are set (407 otherwise);
 - faults: `deny` (targets answered 403, as an allow-list would), `connect_delay_s` (each CONNECT
   waits that long before its answer: a slow proxy or a far upstream), and a target that cannot
-  be reached answers 502.
+  be reached answers 502;
+- `source_address`: the loopback address its upstream connections come from (127.0.0.2, say),
+  so the target's own record (the fake AWS's `Call.peer`) tells what came through the proxy
+  from what came straight from the client (127.0.0.1).
 
 Every request is recorded (`carried`): method, target, status answered and the user it was
 authorised as, so a test shows which calls went through the proxy and which did not.
@@ -82,10 +85,14 @@ class ConnectProxy:
         credentials: Optional[Tuple[str, str]] = None,
         deny: Iterable[str] = (),
         connect_delay_s: float = 0.0,
+        source_address: Optional[str] = None,
     ) -> None:
         """TLS: a server context makes it an https:// proxy. CREDENTIALS: (user, password)
-        required in Proxy-Authorization. DENY: "host:port" targets answered 403."""
+        required in Proxy-Authorization. DENY: "host:port" targets answered 403.
+        SOURCE_ADDRESS: the address upstream connections are made from (default: the kernel's
+        choice)."""
         self.tls = tls
+        self.source_address = source_address
         self.credentials = credentials
         self.deny = set(deny)
         self.connect_delay_s = connect_delay_s
@@ -164,6 +171,10 @@ class ConnectProxy:
         ok = kind.lower() == "basic" and (user, password) == self.credentials
         return ok, user if ok else None
 
+    def upstream_from(self) -> Optional[Tuple[str, int]]:
+        """socket.create_connection's source_address for an upstream connection."""
+        return (self.source_address, 0) if self.source_address else None
+
     def wait_before_connect(self) -> bool:
         """The CONNECT delay; False when stop() ended it."""
         return not self._stopping.wait(self.connect_delay_s) if self.connect_delay_s else True
@@ -184,6 +195,7 @@ class ConnectProxy:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 drops the SYNs of 32 parallel CONNECTs (1 s stalls)
     proxy: ConnectProxy
 
     def get_request(self) -> Tuple[Any, Any]:
@@ -225,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             upstream = socket.create_connection(
-                (host.strip("[]"), int(port)), timeout=UPSTREAM_TIMEOUT_S
+                (host.strip("[]"), int(port)), UPSTREAM_TIMEOUT_S, proxy.upstream_from()
             )
         except (OSError, ValueError):
             self._refuse(call, 502, "Bad Gateway")
@@ -260,7 +272,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        upstream = http.client.HTTPConnection(parts.hostname, port, timeout=UPSTREAM_TIMEOUT_S)
+        upstream = http.client.HTTPConnection(
+            parts.hostname, port, timeout=UPSTREAM_TIMEOUT_S, source_address=proxy.upstream_from()
+        )
         try:
             upstream.request(self.command, path, body=body, headers=headers)
             answer = upstream.getresponse()

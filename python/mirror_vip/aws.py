@@ -20,10 +20,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
+from urllib.parse import urlsplit
 
 import botocore.session
 from botocore.config import Config
 from botocore.loaders import Loader, create_loader
+from urllib3.util.proxy import connection_requires_http_tunnel
 
 from . import credentials, pooled, watchdog
 from .failures import AttemptTimedOut, OutOfTime, is_transient
@@ -146,6 +148,7 @@ def ec2_client(
         "ec2", region_name=region, config=config, endpoint_url=endpoint_url
     )
     watchdog.install(getattr(getattr(ec2, "_endpoint", None), "http_session", None))
+    make_proxy_manager(ec2)
     return ec2
 
 
@@ -172,7 +175,28 @@ def sts_client(
         "sts", region_name=region, config=config, endpoint_url=endpoint_url, **credentials
     )
     watchdog.install(getattr(getattr(sts, "_endpoint", None), "http_session", None))
+    make_proxy_manager(sts)
     return sts
+
+
+def make_proxy_manager(client: Any) -> bool:
+    """Build CLIENT's proxy connection manager now, in this thread, if its endpoint is reached
+    through a proxy. botocore builds it on first use, unlocked (URLLib3Session
+    ._get_proxy_manager: look up, build, store): two threads sending their first request at
+    once (the two describes, open_connections beside them) may each build one, and the
+    connections of the one overwritten land in a pool that no request uses again. False, and
+    nothing done, without a proxy or on a botocore laid out otherwise."""
+    try:
+        url = client.meta.endpoint_url
+        http = client._endpoint.http_session
+        proxy_url = http._proxy_config.proxy_url_for(url)
+        if not proxy_url:
+            return False
+        http._get_proxy_manager(proxy_url)
+    except Exception as exc:  # botocore's layout, or a proxy URL it cannot take: said in send
+        _LOG.debug("proxy manager not built ahead (%s: %s)", type(exc).__name__, exc)
+        return False
+    return True
 
 
 def checked(
@@ -248,18 +272,24 @@ def open_connections(ec2: Any, count: int) -> int:
     goes back to the pool as soon as it is open, so a write never waits for a slower one. A
     TLS 1.3 server's session tickets, which arrive after that, do not get it thrown away: the
     pool's queue reads them before urllib3 looks (pooled.py; the pool classes watchdog.install
-    gives botocore). Best effort: any surprise (a proxy, another botocore layout, a failed
-    connect) opens fewer, never raises; fewer than asked is said at debug level.
+    gives botocore). Through a proxy (the proxy setting, or botocore's reading of HTTPS_PROXY)
+    the pool is the proxy manager's, as botocore's `send` finds it, and each connection is
+    opened as urllib3 opens one before its first request (`_prepare_proxy`: the CONNECT, then
+    TLS with EC2 inside the tunnel); urllib3 does not tunnel again a connection already open
+    (1.26: `is_new_proxy_conn`; 2.x: `conn.is_closed`). Best effort: any surprise (another
+    botocore layout, a failed connect, a proxy refusing the CONNECT) opens fewer, never raises;
+    fewer than asked is said at debug level.
     """
     wanted = max(0, count)
     try:
         url = ec2.meta.endpoint_url
         http = ec2._endpoint.http_session
-        if http._proxy_config.proxy_url_for(url):
-            _LOG.debug("opened 0 of %d connections ahead of the writes: through a proxy", wanted)
-            return 0
-        pool = http._get_connection_manager(url, None).connection_from_url(url)
+        proxy_url = http._proxy_config.proxy_url_for(url)
+        pool = http._get_connection_manager(url, proxy_url).connection_from_url(url)
         http._setup_ssl_cert(pool, url, http._verify)
+        tunnel = proxy_url is not None and connection_requires_http_tunnel(
+            pool.proxy, pool.proxy_config, urlsplit(url).scheme
+        )
         if url.startswith("https:") and not isinstance(pool.pool, pooled.IdleConnections):
             _LOG.debug("this pool may discard the connections opened ahead (pooled.py)")
         idle = [pool._get_conn() for _ in range(wanted)]
@@ -281,7 +311,10 @@ def open_connections(ec2: Any, count: int) -> int:
             if getattr(conn, "sock", None) is None:
                 # TCP and, for https, the TLS handshake: neither may hold the writes back long
                 with watchdog.bounded(time.monotonic() + 2 * limit_s) as attempt:
-                    conn.connect()
+                    if tunnel:
+                        pool._prepare_proxy(conn)  # CONNECT, then TLS inside the tunnel
+                    else:
+                        conn.connect()
                 if attempt.expired:
                     raise AttemptTimedOut(2 * limit_s)
             opened = getattr(conn, "sock", None) is not None

@@ -7,7 +7,8 @@ words for a reader and never appear.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import re
+from typing import Any, List, Optional, Tuple
 
 from botocore.exceptions import (
     ClientError,
@@ -134,6 +135,9 @@ def describe(exc: BaseException) -> str:
     kwargs = getattr(exc, "kwargs", None) or {}
     url = kwargs.get("endpoint_url") or kwargs.get("proxy_url") or "the endpoint"
     if isinstance(exc, ProxyConnectionError):
+        refused = tunnel_refusal(exc)
+        if refused is not None:
+            return _tunnel_refused(url, *refused)
         return f"could not connect to the proxy {url}: {reason(kwargs.get('error'))}"
     if isinstance(exc, ConnectTimeoutError):
         return f"no connection to {url} within the connect timeout"
@@ -144,6 +148,42 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionClosedError):
         return f"{url} closed the connection before a complete answer"
     return str(exc) or type(exc).__name__
+
+
+def tunnel_refusal(failure: Optional[BaseException]) -> Optional[Tuple[str, str]]:
+    """(status, reason) when a proxy refused the CONNECT (urllib3 wraps http.client's
+    "Tunnel connection failed: 403 Forbidden" in its ProxyError)."""
+    seen: List[BaseException] = []
+    stack: List[Any] = [failure]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or item in seen:
+            continue
+        seen.append(item)
+        found = re.search(r"Tunnel connection failed: (\d{3}) ?([^'\")]*)", str(item))
+        if found:
+            return found.group(1), found.group(2).strip()
+        kwargs = getattr(item, "kwargs", None) or {}
+        stack.extend([item.__cause__, item.__context__, kwargs.get("error"), *item.args])
+    return None
+
+
+def _tunnel_refused(url: str, status: str, words: str) -> str:
+    """A proxy's refusal of the CONNECT, with what to change. URL is botocore's, its user and
+    password already masked (***:***@) when it has them."""
+    said = f"the proxy {url} answered {status} {words} to CONNECT".rstrip()
+    if status == "407" and "@" in url:
+        fix = "correct the user and password in the proxy setting (percent-encoded)"
+    elif status == "407":
+        fix = (
+            "give the proxy's user and password in the proxy setting "
+            "(http://USER:PASSWORD@HOST:PORT, percent-encoded)"
+        )
+    elif status == "403":
+        fix = "the proxy's allow-list must let CONNECT to the AWS endpoint on port 443 through"
+    else:
+        fix = "the proxy cannot reach the AWS endpoint itself: ask its administrators"
+    return f"{said}: {fix}"
 
 
 def reason(error: object) -> str:

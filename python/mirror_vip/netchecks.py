@@ -8,7 +8,6 @@ interface VPC endpoint or an egress proxy, sometimes IRIS in a container.
 from __future__ import annotations
 
 import os
-import re
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +21,7 @@ from botocore.utils import should_bypass_proxies
 
 from . import imds, unproxied, watchdog
 from .aws import Deadline, attempt_limit_s, retrying, timeouts
-from .failures import OutOfTime, describe
+from .failures import OutOfTime, describe, tunnel_refusal
 from .report import FAIL, PASS, WARN, Check
 from .settings import Settings
 from .urls import masked
@@ -98,7 +97,7 @@ def _unreachable(
 ) -> Check:
     region = str(getattr(ec2.meta, "region_name", "") or "REGION")
     why = describe(failure) if failure is not None else "no time left to try"
-    tunnel = _tunnel_refusal(failure)
+    tunnel = tunnel_refusal(failure)
     if isinstance(failure, SSLError):
         fix = (
             "the CA that signs its certificate (or your TLS-inspecting proxy's) must be in "
@@ -121,24 +120,6 @@ def _unreachable(
     else:
         fix = EC2_FIXES.format(region=region)
     return Check("ec2_reachable", FAIL, f"EC2 unreachable: {path}: {why}; fix: {fix}")
-
-
-def _tunnel_refusal(failure: Optional[BaseException]) -> Optional[Tuple[str, str]]:
-    """(status, reason) when a proxy refused the CONNECT (urllib3 wraps http.client's
-    "Tunnel connection failed: 403 Forbidden" in its ProxyError)."""
-    seen: List[BaseException] = []
-    stack: List[Any] = [failure]
-    while stack:
-        item = stack.pop()
-        if not isinstance(item, BaseException) or item in seen:
-            continue
-        seen.append(item)
-        found = re.search(r"Tunnel connection failed: (\d{3}) ?([^'\")]*)", str(item))
-        if found:
-            return found.group(1), found.group(2).strip()
-        kwargs = getattr(item, "kwargs", None) or {}
-        stack.extend([item.__cause__, item.__context__, kwargs.get("error"), *item.args])
-    return None
 
 
 def _host_port(path: str) -> str:
