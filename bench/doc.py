@@ -12,15 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import stats
 from .stats import Cell, Key, med
 
-ROW_ORDER = (
-    "ours cold",
-    "ours cached",
-    "ours cached + role",
-    "ours cold + role",
-    "ours warm",
-    "baseline",
-    "limit",
-)
+_OURS = ("ours cold", "ours cached", "ours cached + role", "ours cold + role")
+ROW_ORDER = (*_OURS, "ours warm", "baseline", "limit")
 HEADLINE = (8, 0.05)  # N, L
 STYLE = {
     "ours cold": ("tab:blue", "o", "-"),
