@@ -23,7 +23,7 @@ from sim.imds import ImdsEmulator
 from . import rows, stats, vpc
 from .measure import REPO, Figures, Launcher
 
-PRODUCT_ROWS = ("ours cold", "ours cached", "ours warm")
+PRODUCT_ROWS = ("ours cold", "ours cached", "ours cached + role", "ours cold + role", "ours warm")
 
 
 def main(argv: List[str]) -> int:

@@ -12,11 +12,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import stats
 from .stats import Cell, Key, med
 
-ROW_ORDER = ("ours cold", "ours cached", "ours warm", "baseline", "limit")
+_OURS = ("ours cold", "ours cached", "ours cached + role", "ours cold + role")
+ROW_ORDER = (*_OURS, "ours warm", "baseline", "limit")
 HEADLINE = (8, 0.05)  # N, L
 STYLE = {
     "ours cold": ("tab:blue", "o", "-"),
     "ours cached": ("tab:green", "s", "-"),
+    "ours cached + role": ("tab:olive", "D", "-."),
+    "ours cold + role": ("tab:purple", "v", "-."),
     "ours warm": ("tab:cyan", "^", "--"),
     "baseline": ("tab:red", "x", "-"),
     "limit": ("black", ".", ":"),

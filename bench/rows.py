@@ -3,6 +3,9 @@
 - ours cold    a fresh process running bridge.claim as NotifyBecomePrimary's JOB does
                (use_cache on), with no remembered table list: the describe path;
 - ours cached  the same, with the table list the last claim remembered: the failover path;
+- ours cached + role, ours cold + role
+               the same two in a shared VPC: role_arn set, AssumeRole (moto's STS, behind
+               the same proxy and latency) before the route calls, which go as the role;
 - ours warm    a reconcile (api.claim, describe path) in a long-lived process, the second
                and later claims of that process: imports paid, nothing else;
 - baseline     the seed article's delete-then-create (sim/baseline.py) in a fresh process;
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import threading
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from mirror_vip import cache, settings
+from sim.accounts import OWNER_ROLE
 from sim.fabric import BRIDGE
 from sim.fakeaws import FakeAws
 from sim.imds import ImdsEmulator
@@ -27,7 +32,8 @@ from . import measure
 from .measure import Figures
 from .vpc import DESTINATION, INTERFACE, VIP, Vpc, point_at_a, routes
 
-ROWS = ("ours cold", "ours cached", "ours warm", "baseline", "limit")
+ROWS = ("ours cold", "ours cached", "ours cached + role", "ours warm", "baseline", "limit")
+ROLE_ROWS = ("ours cached + role", "ours cold + role")  # the second: --rows only
 IRIS_FACTS = json.dumps({"mirror_name": "BENCH", "role": "primary"})
 DEADLINE_S = 30.0
 WARM_TIMEOUT_S = 60.0
@@ -44,25 +50,34 @@ class Bench:
     launcher: measure.Launcher
     product: Path = measure.REPO / "python"  # the mirror_vip the children import
     workers: Dict[Path, Warm] = field(default_factory=dict)
+    role_arn: Optional[str] = None  # a shared VPC: the owner account's role (role rows)
 
     @property
     def cache_file(self) -> Path:
         return self.workdir / "route-tables.json"
 
     def settings(self) -> Dict[str, Any]:
-        return {
+        chosen: Dict[str, Any] = {
             "vip": VIP,
             "interface": INTERFACE,
             "deadline": DEADLINE_S,
             "cache_file": str(self.cache_file),
         }
+        if self.role_arn:
+            chosen["role_arn"] = self.role_arn
+        return chosen
 
     def env(self) -> Dict[str, str]:
         return measure.child_env(self.aws, self.imds.endpoint, self.product)
 
     def variant(self, product: Path) -> Bench:
         """The same bench, its product rows running the mirror_vip found under PRODUCT."""
-        return Bench(self.aws, self.imds, self.workdir, self.launcher, product, self.workers)
+        return dataclasses.replace(self, product=product)
+
+    def with_role(self, role_arn: str = OWNER_ROLE) -> Bench:
+        """The same bench, its claims made through ROLE_ARN (moto's default account, where
+        the VPCs are: moto serves an assumed role's calls from the role's account)."""
+        return dataclasses.replace(self, role_arn=role_arn)
 
     def use(self, vpc: Vpc) -> None:
         """Make the IMDS emulator answer as member B of VPC."""
@@ -168,6 +183,20 @@ def ours_cached(bench: Bench, vpc: Vpc, latency: float) -> Figures:
     return _spawned(bench, "ours cached", vpc, latency, bridge_argv(bench), _report_ok)
 
 
+def ours_cached_role(bench: Bench, vpc: Vpc, latency: float) -> Figures:
+    shared = bench.with_role()
+    remember(shared, vpc)
+    row = "ours cached + role"
+    return _spawned(shared, row, vpc, latency, bridge_argv(shared), _report_ok)
+
+
+def ours_cold_role(bench: Bench, vpc: Vpc, latency: float) -> Figures:
+    shared = bench.with_role()
+    shared.cache_file.unlink(missing_ok=True)
+    row = "ours cold + role"
+    return _spawned(shared, row, vpc, latency, bridge_argv(shared), _report_ok)
+
+
 def baseline(bench: Bench, vpc: Vpc, latency: float) -> Figures:
     argv = [
         measure.python(),
@@ -227,6 +256,8 @@ def ours_warm(bench: Bench, vpc: Vpc, latency: float) -> Figures:
 RUNNERS: Dict[str, Callable[[Bench, Vpc, float], Figures]] = {
     "ours cold": ours_cold,
     "ours cached": ours_cached,
+    "ours cached + role": ours_cached_role,
+    "ours cold + role": ours_cold_role,
     "ours warm": ours_warm,
     "baseline": baseline,
     "limit": limit,

@@ -24,6 +24,10 @@ nothing leaves loopback. Processes are started from a small launcher, so that th
 - **ours cached**: the same command with the table list the last claim remembered (the
   failover path), saved just before the run (a claim uses a list at most 5 minutes old): the
   list is checked, the writes go out at once, the describe beside them.
+- **ours cached + role** (and, with `--rows`, **ours cold + role**): the same in a shared VPC,
+  `role_arn` set: AssumeRole (moto's STS, through the same proxy, latency and TLS model)
+  starts once IMDS has said who the member is, the writes' connections are opened while it
+  runs, and the route calls go as the role. Its cost is the row's difference from ours cached.
 - **ours warm**: `mirror_vip.api.claim` as the reconcile task runs it (describe, then writes;
   its cache file present) in one long-lived process, timed from the call; the process's first
   claim in each VPC is not timed.
