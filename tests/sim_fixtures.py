@@ -8,10 +8,13 @@ Fixture names start with `sim_` so they never shadow the core's (`aws`, `world`,
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Set, TypeVar
 
 import pytest
 
+from mirror_vip import api
+from mirror_vip.aws import open_connections
 from sim import netns
 from sim.fabric import Fabric
 from sim.fakeaws import Call, FakeAws, Refusal
@@ -182,3 +185,45 @@ class Gate:
         with self._opened:
             self._released = True  # whatever is still held goes on
             self._opened.notify_all()
+
+
+# --- connections opened ahead of the writes (api.open_connections) ---------------------------
+
+HOLD_BOUND_S = 5.0  # the describe waits at most this long for the opened connections
+
+
+@dataclass
+class Opened:
+    """What the claim's open_connections did: how many it opened, and when it was over."""
+
+    count: int = -1
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> Opened:
+    """The product's own open_connections, watched (called through, unchanged)."""
+    seen = Opened()
+
+    def watched(ec2: Any, count: int) -> int:
+        try:
+            seen.count = open_connections(ec2, count)
+        finally:
+            seen.done.set()
+        return seen.count
+
+    monkeypatch.setattr(api, "open_connections", watched)
+    return seen
+
+
+def hold_first_describe(aws_like: Any, since: float, opened: Opened) -> None:
+    """The first DescribeRouteTables waits, at the fake AWS, until open_connections is over (at
+    most HOLD_BOUND_S): the writes then find whatever it opened, however loaded the machine."""
+    held: List[Call] = []
+
+    def hold(call: Call) -> None:
+        if call.action == "DescribeRouteTables" and call.start >= since and not held:
+            held.append(call)
+            opened.done.wait(HOLD_BOUND_S)
+
+    aws_like.fake.intercept(hold)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -27,9 +27,11 @@ from mirror_vip.report import Report
 from sim.connect_proxy import ConnectProxy
 from sim.fakeaws import Call, Connection
 from tests.conftest import REGION, VIP, AwsLike, FakeHost, Imds, World, build_world
+from tests.sim_fixtures import HOLD_BOUND_S, Opened, hold_first_describe, opened
 from tests.test_proxy_claim import TUNNEL_SOURCE, host_port
 
-HOLD_BOUND_S = 5.0  # the describe waits at most this long for the opened connections
+__all__ = ["opened"]  # the fixture
+
 DEADLINE_S = 40.0  # the claim's: its read timeout (10 s) is twice the hold
 SLOW_MANAGER_S = 0.5  # building a proxy manager, made slow: two first sends overlap in it
 AHEAD = 3  # connections opened ahead in the pool test
@@ -49,43 +51,6 @@ def four_tables(aws: AwsLike, imds: Imds, fake_host: FakeHost) -> World:
     fake_host.mac = w.a.mac
     fake_host.carry()
     return w
-
-
-@dataclass
-class Opened:
-    """What the claim's open_connections did: how many it opened, and when it was over."""
-
-    count: int = -1
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-@pytest.fixture
-def opened(monkeypatch: pytest.MonkeyPatch) -> Opened:
-    """The product's own open_connections, watched (called through, unchanged)."""
-    seen = Opened()
-
-    def watched(ec2: Any, count: int) -> int:
-        try:
-            seen.count = open_connections(ec2, count)
-        finally:
-            seen.done.set()
-        return seen.count
-
-    monkeypatch.setattr(api, "open_connections", watched)
-    return seen
-
-
-def hold_first_describe(aws_like: AwsLike, since: float, opened: Opened) -> None:
-    """The first DescribeRouteTables waits, at the fake AWS, until open_connections is over (at
-    most HOLD_BOUND_S): the writes then find whatever it opened, however loaded the machine."""
-    held: List[Call] = []
-
-    def hold(call: Call) -> None:
-        if call.action == "DescribeRouteTables" and call.start >= since and not held:
-            held.append(call)
-            opened.done.wait(HOLD_BOUND_S)
-
-    aws_like.fake.intercept(hold)
 
 
 @dataclass
