@@ -6,6 +6,8 @@ is changed: no route call reached EC2, and the tables are as they were.
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, Tuple
@@ -146,3 +148,41 @@ def test_a_refused_assume_role_tunnel_is_one_line_naming_the_proxy_and_the_role(
     assert routes == [], [c.describe() for c in routes]
     tables = [w.main_table, *w.tables]
     assert {aws.fake.route_target(t, f"{VIP}/32") for t in tables} == {None}
+
+
+def test_a_proxy_that_comes_back_within_the_deadline_carries_the_claim(
+    member_a: World, aws: AwsLike, imds: Imds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy being restarted refuses connections for a moment: like EC2's endpoint refusing,
+    that is worth retrying until the deadline, not the end of a failover claim."""
+    w = member_a
+    down = ConnectProxy(source_address=TUNNEL_SOURCE)
+    with socket.socket() as probe:  # a port nothing listens on, until the proxy starts there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    setting = f"http://127.0.0.1:{port}"
+    proxy_everything(monkeypatch, setting)
+    refused = threading.Event()
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: object) -> None:
+        try:
+            real_connect(sock, address)
+        except ConnectionRefusedError:
+            refused.set()  # the claim's first attempt met the proxy down: start it now
+            raise
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    starter = threading.Thread(
+        target=lambda: refused.wait(DEADLINE_S) and down.start(port=port), daemon=True
+    )
+    starter.start()
+    try:
+        report = api.claim(settings.from_mapping({"proxy": setting, "deadline": 20}))
+    finally:
+        starter.join(DEADLINE_S)
+        down.stop()
+    assert refused.is_set()
+    assert report.ok, report.errors
+    assert set(w.targets().values()) == {w.a.eni}
+    assert down.tunnels(status=200)

@@ -123,6 +123,10 @@ def error_message(exc: BaseException) -> str:
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (AttemptTimedOut, *CONNECTION_ERRORS)):
         return True
+    if isinstance(exc, ProxyConnectionError):
+        # a proxy down or restarting, as EC2's endpoint refusing: tried again while time is
+        # left; a proxy that answered the CONNECT with a refusal (403, 407) will answer so again
+        return tunnel_refusal(exc) is None
     if isinstance(exc, ClientError):
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         return error_code(exc) in TRANSIENT_CODES or status >= 500
