@@ -360,3 +360,21 @@ def test_a_describe_that_fails_then_a_verify_that_reads(
     assert aws.count("DescribeRouteTables") == 2  # the failed one, then the verify read
     _reported_as_written(w, aws, report)
     assert not any("not verified" in e for e in report.errors), report.errors
+
+
+def test_a_cached_write_that_failed_reports_what_the_table_holds_after(
+    member_a: World, aws: AwsLike, imds: Imds, fake_host: FakeHost, tmp_path: Path
+) -> None:
+    """A failover write refused on one table: that row's `after` is what the verify read saw
+    there (still member A's route), not nothing (seen in a loaded bench run: after null)."""
+    w = member_a
+    path = tmp_path / "tables.json"
+    _failover(w, imds, fake_host, path)  # A holds every table; B claims from the list
+    refused = w.tables[1]
+    aws.deny.add(("ReplaceRoute", refused))
+    report = claim(cache_file=str(path), use_cache=True)
+    aws.deny.clear()
+    row = by_id(report)[refused]
+    assert w.target(refused) == w.a.eni
+    assert (row.action, row.before, row.after) == ("error", w.a.eni, w.a.eni), row
+    assert report.verified is True and report.exit_code == 1

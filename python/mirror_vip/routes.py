@@ -364,9 +364,15 @@ def verify_claim(
         )
     wrong = [r for r in written if r.id not in seen or seen[r.id].target != eni]
     for r in doubtful:
-        if r.id in seen and seen[r.id].target == eni:
+        table = seen.get(r.id)
+        if table is None:
+            continue
+        r.state = table.state
+        if table.target == eni:
             r.action = CREATED if r.before is None else REPLACED
-            r.after, r.error, r.state = eni, None, seen[r.id].state
+            r.after, r.error = eni, None
+        else:  # the write failed: `after` is what the read back found there
+            r.after = table.target
     for r in wrong:
         table = seen.get(r.id)
         r.after = table.target if table else None
