@@ -8,6 +8,7 @@ words for a reader and never appear.
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any, List, Optional, Tuple
 
 from botocore.exceptions import (
@@ -18,6 +19,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ProxyConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 
 from .errors import AwsError
@@ -123,6 +125,12 @@ def error_message(exc: BaseException) -> str:
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (AttemptTimedOut, *CONNECTION_ERRORS)):
         return True
+    if isinstance(exc, SSLError):
+        # a handshake the peer cut short is tried again (botocore's retries count SSLError as
+        # a connection error); a certificate that fails to verify will fail again
+        return not isinstance(
+            (getattr(exc, "kwargs", None) or {}).get("error"), ssl.CertificateError
+        )
     if isinstance(exc, ProxyConnectionError):
         # a proxy down or restarting, as EC2's endpoint refusing: tried again while time is
         # left; a proxy that answered the CONNECT with a refusal (403, 407) will answer so again
