@@ -7,17 +7,23 @@ Fixture names start with `sim_` so they never shadow the core's (`aws`, `world`,
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Set, TypeVar
 
 import pytest
 
+from bench import rows, vpc
+from bench.measure import Launcher
 from mirror_vip import api
 from mirror_vip.aws import open_connections
 from sim import netns
 from sim.fabric import Fabric
 from sim.fakeaws import Call, FakeAws, Refusal
+from sim.imds import ImdsEmulator
 from sim.world import World, build, point_all
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -227,3 +233,26 @@ def hold_first_describe(aws_like: Any, since: float, opened: Opened) -> None:
             opened.done.wait(HOLD_BOUND_S)
 
     aws_like.fake.intercept(hold)
+
+
+# --- the benchmark's machinery, for the structural bench tests ---------------------------------
+
+
+@contextlib.contextmanager
+def running_bench(seed: int, prefix: str, latency_s: float) -> Iterator[rows.Bench]:
+    """bench.rows.Bench on a fake AWS of its own (SEED) and an IMDS emulator, every EC2 call
+    and connection set-up round trip costing LATENCY_S; everything stopped after."""
+    aws = FakeAws(seed=seed).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as work:
+            imds = ImdsEmulator(vpc.build(aws, 1, 0).identity)
+            imds.start()
+            found = rows.Bench(aws, imds, Path(work), Launcher(Path(work)))
+            rows.set_latency(aws, latency_s)
+            try:
+                yield found
+            finally:
+                found.close()
+                imds.stop()
+    finally:
+        aws.stop()

@@ -10,17 +10,15 @@ refuses route writes not signed by the owner's role), and the claim sets role_ar
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import pytest
 
 from bench import rows, vpc
-from bench.measure import Figures, Launcher, depths
+from bench.measure import Figures, depths
 from sim.accounts import SharedVpc
-from sim.fakeaws import Call, FakeAws
-from sim.imds import ImdsEmulator
+from sim.fakeaws import Call
+from tests.sim_fixtures import running_bench
 
 LATENCY_S = 0.2  # per call, and per round trip of a connection's set-up (TLS 1.3: two)
 TABLES = 8
@@ -28,20 +26,8 @@ TABLES = 8
 
 @pytest.fixture(scope="module")
 def bench() -> Iterator[rows.Bench]:
-    aws = FakeAws(seed=4).start()
-    try:
-        with tempfile.TemporaryDirectory(prefix="mvip-bench-role-") as work:
-            imds = ImdsEmulator(vpc.build(aws, 1, 0).identity)
-            imds.start()
-            found = rows.Bench(aws, imds, Path(work), Launcher(Path(work)))
-            rows.set_latency(aws, LATENCY_S)
-            try:
-                yield found
-            finally:
-                found.close()
-                imds.stop()
-    finally:
-        aws.stop()
+    with running_bench(seed=4, prefix="mvip-bench-role-", latency_s=LATENCY_S) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")

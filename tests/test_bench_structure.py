@@ -11,17 +11,14 @@ that parallel calls overlap by a wide margin and the counts do not depend on the
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Iterator, List, Optional
 
 import pytest
 
 from bench import rows, vpc
-from bench.measure import Figures, Launcher, depths
-from sim.fakeaws import Call, Connection, FakeAws
-from sim.imds import ImdsEmulator
-from tests.sim_fixtures import Gate
+from bench.measure import Figures, depths
+from sim.fakeaws import Call, Connection
+from tests.sim_fixtures import Gate, running_bench
 
 LATENCY_S = 0.2  # per call, and per round trip of a connection's set-up (TLS 1.3: two)
 MANY = 32  # the most route tables a claim writes in one round trip (aws.MAX_PARALLEL_WRITES)
@@ -30,20 +27,8 @@ FEW = 3
 
 @pytest.fixture(scope="module")
 def bench() -> Iterator[rows.Bench]:
-    aws = FakeAws(seed=3).start()
-    try:
-        with tempfile.TemporaryDirectory(prefix="mvip-bench-test-") as work:
-            imds = ImdsEmulator(vpc.build(aws, 1, 0).identity)
-            imds.start()
-            found = rows.Bench(aws, imds, Path(work), Launcher(Path(work)))
-            rows.set_latency(aws, LATENCY_S)
-            try:
-                yield found
-            finally:
-                found.close()
-                imds.stop()
-    finally:
-        aws.stop()
+    with running_bench(seed=3, prefix="mvip-bench-test-", latency_s=LATENCY_S) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
