@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -355,8 +356,6 @@ def run_in_process(
 ) -> int:
     """claim / status / release through the bridge against the fake AWS, in this process."""
     out = out or sys.stdout
-    import os
-
     from mirror_vip import bridge
 
     from . import baseline
@@ -421,12 +420,17 @@ def run_in_process(
         print(f"  release on memberB: {bridge.summarize(json.dumps(release))}", file=out)
         return 0
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_environment(saved)
         aws.stop()
+
+
+def restore_environment(saved: Dict[str, Optional[str]]) -> None:
+    """Put back the variables SAVED held ({name: value, None where it was unset})."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 _ENV = (

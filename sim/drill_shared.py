@@ -176,11 +176,7 @@ def run_in_process(reason: str, opts: Options, out: Any = None) -> int:
     finally:
         if layer is not None:
             layer.remove()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        drill.restore_environment(saved)
         aws.stop()
 
 
