@@ -144,7 +144,12 @@ def ec2_client(
         deadline = Deadline(deadline)
     credentials.resolve(core, deadline.end, deadline.seconds)
     config = client_config(deadline.seconds, proxy)
-    return _watched_client(core, "ec2", region, config, endpoint_url)
+    ec2: Any = core.create_client(
+        "ec2", region_name=region, config=config, endpoint_url=endpoint_url
+    )
+    watchdog.install(getattr(getattr(ec2, "_endpoint", None), "http_session", None))
+    make_proxy_manager(ec2)
+    return ec2
 
 
 def sts_client(
@@ -166,25 +171,12 @@ def sts_client(
     AWS_ENDPOINT_URL_STS, which still applies without it; PROXY as for EC2."""
     core.set_config_variable("sts_regional_endpoints", "regional")
     config = client_config(deadline_s, proxy)
-    return _watched_client(core, "sts", region, config, endpoint_url, **credentials)
-
-
-def _watched_client(
-    core: botocore.session.Session,
-    service: str,
-    region: str,
-    config: Config,
-    endpoint_url: Optional[str],
-    **credentials: Any,
-) -> Any:
-    """SERVICE's client, its connections reporting to the watchdog and its proxy manager (if
-    a proxy is set) built now, in this one thread (make_proxy_manager)."""
-    client: Any = core.create_client(
-        service, region_name=region, config=config, endpoint_url=endpoint_url, **credentials
+    sts: Any = core.create_client(
+        "sts", region_name=region, config=config, endpoint_url=endpoint_url, **credentials
     )
-    watchdog.install(getattr(getattr(client, "_endpoint", None), "http_session", None))
-    make_proxy_manager(client)
-    return client
+    watchdog.install(getattr(getattr(sts, "_endpoint", None), "http_session", None))
+    make_proxy_manager(sts)
+    return sts
 
 
 def make_proxy_manager(client: Any) -> bool:
